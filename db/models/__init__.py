@@ -1,0 +1,32 @@
+"""Every table of the shared schema, one module per area of the spec; importing this registers them all."""
+
+from db.models.experiments import Experiment, ExperimentRun, RunMetric
+from db.models.monitoring import Alert, DataDriftReport, ModelMonitoring
+from db.models.notifications import NotificationChannel, NotificationRule
+from db.models.projects import Project, ProjectMember
+from db.models.registry import Model, ModelVersion
+from db.models.security import ApiKey, AuditLog
+from db.models.serving import Deployment, DeploymentHistory
+from db.models.tenancy import Organization, OrganizationMembership, User
+
+__all__ = [
+    "Alert",
+    "ApiKey",
+    "AuditLog",
+    "DataDriftReport",
+    "Deployment",
+    "DeploymentHistory",
+    "Experiment",
+    "ExperimentRun",
+    "Model",
+    "ModelMonitoring",
+    "ModelVersion",
+    "NotificationChannel",
+    "NotificationRule",
+    "Organization",
+    "OrganizationMembership",
+    "Project",
+    "ProjectMember",
+    "RunMetric",
+    "User",
+]

@@ -1,0 +1,76 @@
+"""Monitoring: performance points, data-drift reports and alerts (spec section 6)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Double, ForeignKey, Index, String, Text, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import Base, check_in, created_at, jsonb_object, updated_at, uuid_pk
+
+ALERT_TYPES = ("performance_degradation", "data_drift", "high_latency", "error_rate", "custom")
+SEVERITIES = ("low", "medium", "high", "critical")
+ALERT_STATUSES = ("open", "acknowledged", "resolved")
+
+
+class ModelMonitoring(Base):
+    __tablename__ = "model_monitoring"
+    __table_args__ = (
+        Index(None, "deployment_id", "metric_name", "recorded_at"),
+        Index("idx_monitoring_deployment_time", "deployment_id", "recorded_at"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    metric_name: Mapped[str] = mapped_column(String(100))  # accuracy, latency, throughput
+    value: Mapped[float] = mapped_column(Double)
+    threshold_min: Mapped[float | None] = mapped_column(Double)
+    threshold_max: Mapped[float | None] = mapped_column(Double)
+    is_anomaly: Mapped[bool | None] = mapped_column(Boolean, server_default=text("false"))
+    recorded_at: Mapped[datetime | None] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime | None] = created_at()
+
+
+class DataDriftReport(Base):
+    __tablename__ = "data_drift_reports"
+    __table_args__ = (Index(None, "deployment_id", "period_end"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    drift_score: Mapped[float] = mapped_column(Double)  # share of drifted columns, 0-1
+    drift_threshold: Mapped[float | None] = mapped_column(Double, server_default=text("0.1"))
+    is_drift_detected: Mapped[bool] = mapped_column(Boolean)
+    feature_drift: Mapped[dict[str, Any] | None] = jsonb_object()  # per-feature results
+    report_data: Mapped[dict[str, Any] | None] = jsonb_object()  # the rest of the analysis
+    period_start: Mapped[datetime] = mapped_column()
+    period_end: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime | None] = created_at()
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        check_in("alert_type", ALERT_TYPES),
+        check_in("severity", SEVERITIES),
+        check_in("status", ALERT_STATUSES),
+        Index("idx_alerts_org_status", "organization_id", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    deployment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    alert_type: Mapped[str] = mapped_column(String(50))
+    severity: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(String(20), server_default="open")
+    triggered_at: Mapped[datetime | None] = mapped_column(server_default=func.now())
+    acknowledged_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    acknowledged_at: Mapped[datetime | None] = mapped_column()
+    resolved_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime | None] = created_at()
+    updated_at: Mapped[datetime | None] = updated_at()

@@ -1,0 +1,74 @@
+"""Model registry: models and their versions (spec section 3)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import SEARCH_VECTOR, Base, check_in, created_at, deleted_at, jsonb_object, updated_at, uuid_pk
+
+MODEL_STAGES = ("development", "staging", "production", "archived")
+
+
+class Model(Base):
+    __tablename__ = "models"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "project_id", "name"),
+        Index(
+            "idx_models_org_project",
+            "organization_id",
+            "project_id",
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index(
+            "idx_models_search",
+            SEARCH_VECTOR,
+            postgresql_using="gin",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    model_type: Mapped[str] = mapped_column(String(100))  # classification, regression, llm, custom
+    framework: Mapped[str] = mapped_column(String(100))  # scikit-learn, tensorflow, pytorch, xgboost
+    task_type: Mapped[str | None] = mapped_column(String(100))
+    tags: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    # `metadata` is reserved on declarative classes, hence the attribute name.
+    metadata_: Mapped[dict[str, Any] | None] = jsonb_object("metadata")
+    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime | None] = created_at()
+    updated_at: Mapped[datetime | None] = updated_at()
+    deleted_at: Mapped[datetime | None] = deleted_at()
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version"),
+        check_in("stage", MODEL_STAGES),
+        Index("idx_model_versions_stage", "model_id", "stage", postgresql_where=text("deleted_at IS NULL")),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    version: Mapped[str] = mapped_column(String(50))
+    stage: Mapped[str | None] = mapped_column(String(50), server_default="development")
+    model_file_path: Mapped[str] = mapped_column(String(500))  # artifact-store URI
+    model_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    requirements: Mapped[str | None] = mapped_column(Text)  # pip freeze output
+    performance_metrics: Mapped[dict[str, Any] | None] = jsonb_object()
+    training_metrics: Mapped[dict[str, Any] | None] = jsonb_object()
+    model_schema: Mapped[dict[str, Any] | None] = jsonb_object()
+    description: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime | None] = created_at()
+    updated_at: Mapped[datetime | None] = updated_at()
+    deleted_at: Mapped[datetime | None] = deleted_at()

@@ -1,0 +1,1 @@
+"""Query functions: keyword-only `session`, never commit."""

@@ -1,0 +1,1 @@
+"""Platform services every flow shares: settings, errors, access, audit, outbox, storage, secrets."""

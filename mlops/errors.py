@@ -1,0 +1,54 @@
+"""Domain errors; the CLI maps each to an exit code and one line on stderr."""
+
+from __future__ import annotations
+
+
+class MlopsError(Exception):
+    """Base of every error a user may see. `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class InvalidInput(MlopsError):
+    """The request itself is wrong: malformed version, illegal transition, bad parameter."""
+
+    exit_code = 2
+
+
+class NotFound(MlopsError):
+    """A named thing (organization, model, version, object) does not exist or is not visible."""
+
+    exit_code = 2
+
+
+class PermissionDenied(MlopsError):
+    """The principal may not do this."""
+
+    exit_code = 3
+
+
+class Conflict(MlopsError):
+    """The request clashes with the current state (a concurrent change, a different existing artifact)."""
+
+    exit_code = 1
+
+
+class GateRejected(MlopsError):
+    """A promotion gate failed; `failures` lists every failed gate."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, failures: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures or []
+
+
+class TransientError(MlopsError):
+    """A retryable failure: database or peer unreachable, serialization conflict. Tasks retry only these."""
+
+    exit_code = 1
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Prefect `retry_condition_fn` helper: retry only transient errors."""
+    return isinstance(exc, TransientError)

@@ -1,0 +1,33 @@
+"""Where things live: MLOPS_HOME, the database URL and the artifact store URI, from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_HOME = ".mlops"
+
+
+def mlops_home() -> Path:
+    """`MLOPS_HOME` (default `.mlops/` in the working directory), created on first use."""
+    home = Path(os.environ.get("MLOPS_HOME") or DEFAULT_HOME).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept libpq-style `postgresql://` URLs too; the project drives PostgreSQL through psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def database_url() -> str:
+    """`DATABASE_URL` when set, otherwise the embedded server under MLOPS_HOME (started if needed)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return normalize_database_url(url)
+    from db.embedded import embedded_database_url
+
+    return embedded_database_url(mlops_home())
