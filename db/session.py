@@ -87,9 +87,7 @@ def _scope(session: Session) -> Iterator[Session]:
     except DBAPIError as exc:
         session.rollback()
         if is_transient_db_error(exc):
-            raise TransientError(
-                f"database unavailable or busy, retry: {exc.orig.__class__.__name__}"
-            ) from exc
+            raise TransientError(f"database unavailable or busy, retry: {exc.orig.__class__.__name__}") from exc
         raise
     except BaseException:
         session.rollback()

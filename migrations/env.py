@@ -20,9 +20,7 @@ def _url() -> str:
 
 
 def run_migrations_offline() -> None:
-    context.configure(
-        url=_url(), target_metadata=target_metadata, literal_binds=True, compare_server_default=True
-    )
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, compare_server_default=True)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -2,9 +2,9 @@
 
 from db.models.experiments import Experiment, ExperimentRun, RunMetric
 from db.models.monitoring import Alert, DataDriftReport, ModelMonitoring
-from db.models.notifications import NotificationChannel, NotificationRule
+from db.models.notifications import NotificationChannel, NotificationEvent, NotificationRule
 from db.models.projects import Project, ProjectMember
-from db.models.registry import Model, ModelVersion
+from db.models.registry import Model, ModelStageTransition, ModelVersion
 from db.models.security import ApiKey, AuditLog
 from db.models.serving import Deployment, DeploymentHistory
 from db.models.tenancy import Organization, OrganizationMembership, User
@@ -20,8 +20,10 @@ __all__ = [
     "ExperimentRun",
     "Model",
     "ModelMonitoring",
+    "ModelStageTransition",
     "ModelVersion",
     "NotificationChannel",
+    "NotificationEvent",
     "NotificationRule",
     "Organization",
     "OrganizationMembership",

@@ -6,8 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import SEARCH_VECTOR, Base, check_in, created_at, deleted_at, jsonb_object, updated_at, uuid_pk
@@ -50,11 +61,24 @@ class Model(Base):
 
 
 class ModelVersion(Base):
+    """A registered version of a model.
+
+    Additions to the spec, for the promotion flow: `artifact_sha256` (the artifact's checksum, recorded at
+    registration so re-registering the same artifact is a no-op and a different one a conflict) and the
+    partial unique index that allows at most one production version per model.
+    """
+
     __tablename__ = "model_versions"
     __table_args__ = (
         UniqueConstraint("model_id", "version"),
         check_in("stage", MODEL_STAGES),
         Index("idx_model_versions_stage", "model_id", "stage", postgresql_where=text("deleted_at IS NULL")),
+        Index(
+            "uq_model_versions__one_production",
+            "model_id",
+            unique=True,
+            postgresql_where=text("stage = 'production'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -63,6 +87,7 @@ class ModelVersion(Base):
     stage: Mapped[str | None] = mapped_column(String(50), server_default="development")
     model_file_path: Mapped[str] = mapped_column(String(500))  # artifact-store URI
     model_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64))
     requirements: Mapped[str | None] = mapped_column(Text)  # pip freeze output
     performance_metrics: Mapped[dict[str, Any] | None] = jsonb_object()
     training_metrics: Mapped[dict[str, Any] | None] = jsonb_object()
@@ -72,3 +97,36 @@ class ModelVersion(Base):
     created_at: Mapped[datetime | None] = created_at()
     updated_at: Mapped[datetime | None] = updated_at()
     deleted_at: Mapped[datetime | None] = deleted_at()
+
+
+class ModelStageTransition(Base):
+    """One row per stage transition of a model version (an addition to the spec).
+
+    Written by the promotion flow in the same transaction as the stage change (and by rollout when it
+    restores a registry state), so "which version was in production on 2026-03-01" is one query and retention
+    can tell when a version retired. `from_stage` is NULL for the registration itself.
+    """
+
+    __tablename__ = "model_stage_transitions"
+    __table_args__ = (
+        CheckConstraint(
+            "from_stage IS NULL OR from_stage IN ('development', 'staging', 'production', 'archived')",
+            name="from_stage",
+        ),
+        check_in("to_stage", MODEL_STAGES),
+        Index(None, "model_id", "created_at"),
+        Index(None, "model_version_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    model_version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    from_stage: Mapped[str | None] = mapped_column(String(50))
+    to_stage: Mapped[str] = mapped_column(String(50))
+    actor_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    forced: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    gate_results: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -111,9 +111,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users__email")),
     )
-    op.create_index(
-        "idx_users_email", "users", ["email"], unique=False, postgresql_where=sa.text("deleted_at IS NULL")
-    )
+    op.create_index("idx_users_email", "users", ["email"], unique=False, postgresql_where=sa.text("deleted_at IS NULL"))
     op.create_table(
         "api_keys",
         sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
@@ -161,9 +159,7 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "type IN ('email', 'slack', 'teams', 'webhook')", name=op.f("ck_notification_channels__type")
         ),
-        sa.ForeignKeyConstraint(
-            ["created_by"], ["users.id"], name=op.f("fk_notification_channels__created_by__users")
-        ),
+        sa.ForeignKeyConstraint(["created_by"], ["users.id"], name=op.f("fk_notification_channels__created_by__users")),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
@@ -182,9 +178,7 @@ def upgrade() -> None:
         sa.Column("joined_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=True),
-        sa.CheckConstraint(
-            "role IN ('admin', 'developer', 'viewer')", name=op.f("ck_organization_memberships__role")
-        ),
+        sa.CheckConstraint("role IN ('admin', 'developer', 'viewer')", name=op.f("ck_organization_memberships__role")),
         sa.ForeignKeyConstraint(
             ["invited_by"], ["users.id"], name=op.f("fk_organization_memberships__invited_by__users")
         ),
@@ -223,9 +217,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=True),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(
-            "visibility IN ('private', 'organization', 'public')", name=op.f("ck_projects__visibility")
-        ),
+        sa.CheckConstraint("visibility IN ('private', 'organization', 'public')", name=op.f("ck_projects__visibility")),
         sa.ForeignKeyConstraint(["created_by"], ["users.id"], name=op.f("fk_projects__created_by__users")),
         sa.ForeignKeyConstraint(
             ["organization_id"],
@@ -278,9 +270,7 @@ def upgrade() -> None:
         ["resource_type", "resource_id"],
         unique=False,
     )
-    op.create_index(
-        op.f("ix_audit_logs__user_id_created_at"), "audit_logs", ["user_id", "created_at"], unique=False
-    )
+    op.create_index(op.f("ix_audit_logs__user_id_created_at"), "audit_logs", ["user_id", "created_at"], unique=False)
     op.create_table(
         "models",
         sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
@@ -339,9 +329,7 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=50), server_default="contributor", nullable=False),
         sa.Column("added_by", sa.UUID(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=True),
-        sa.CheckConstraint(
-            "role IN ('owner', 'contributor', 'viewer')", name=op.f("ck_project_members__role")
-        ),
+        sa.CheckConstraint("role IN ('owner', 'contributor', 'viewer')", name=op.f("ck_project_members__role")),
         sa.ForeignKeyConstraint(["added_by"], ["users.id"], name=op.f("fk_project_members__added_by__users")),
         sa.ForeignKeyConstraint(
             ["project_id"],
@@ -447,9 +435,7 @@ def upgrade() -> None:
             "stage IN ('development', 'staging', 'production', 'archived')",
             name=op.f("ck_model_versions__stage"),
         ),
-        sa.ForeignKeyConstraint(
-            ["created_by"], ["users.id"], name=op.f("fk_model_versions__created_by__users")
-        ),
+        sa.ForeignKeyConstraint(["created_by"], ["users.id"], name=op.f("fk_model_versions__created_by__users")),
         sa.ForeignKeyConstraint(
             ["model_id"], ["models.id"], name=op.f("fk_model_versions__model_id__models"), ondelete="CASCADE"
         ),
@@ -596,13 +582,9 @@ def upgrade() -> None:
             "alert_type IN ('performance_degradation', 'data_drift', 'high_latency', 'error_rate', 'custom')",
             name=op.f("ck_alerts__alert_type"),
         ),
-        sa.CheckConstraint(
-            "severity IN ('low', 'medium', 'high', 'critical')", name=op.f("ck_alerts__severity")
-        ),
+        sa.CheckConstraint("severity IN ('low', 'medium', 'high', 'critical')", name=op.f("ck_alerts__severity")),
         sa.CheckConstraint("status IN ('open', 'acknowledged', 'resolved')", name=op.f("ck_alerts__status")),
-        sa.ForeignKeyConstraint(
-            ["acknowledged_by"], ["users.id"], name=op.f("fk_alerts__acknowledged_by__users")
-        ),
+        sa.ForeignKeyConstraint(["acknowledged_by"], ["users.id"], name=op.f("fk_alerts__acknowledged_by__users")),
         sa.ForeignKeyConstraint(
             ["deployment_id"],
             ["deployments.id"],
@@ -747,9 +729,7 @@ def upgrade() -> None:
             name=op.f("fk_notification_rules__channel_id__notification_channels"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["created_by"], ["users.id"], name=op.f("fk_notification_rules__created_by__users")
-        ),
+        sa.ForeignKeyConstraint(["created_by"], ["users.id"], name=op.f("fk_notification_rules__created_by__users")),
         sa.ForeignKeyConstraint(
             ["deployment_id"],
             ["deployments.id"],
@@ -803,9 +783,7 @@ def downgrade() -> None:
     op.drop_index("idx_run_metrics_lookup", table_name="run_metrics")
     op.drop_table("run_metrics")
     op.drop_table("notification_rules")
-    op.drop_index(
-        op.f("ix_model_monitoring__deployment_id_metric_name_recorded_at"), table_name="model_monitoring"
-    )
+    op.drop_index(op.f("ix_model_monitoring__deployment_id_metric_name_recorded_at"), table_name="model_monitoring")
     op.drop_index("idx_monitoring_deployment_time", table_name="model_monitoring")
     op.drop_table("model_monitoring")
     op.drop_table("deployment_history")
@@ -825,15 +803,11 @@ def downgrade() -> None:
     )
     op.drop_table("model_versions")
     op.drop_index("idx_experiments_search", table_name="experiments", postgresql_using="gin")
-    op.drop_index(
-        "idx_experiments_project", table_name="experiments", postgresql_where=sa.text("deleted_at IS NULL")
-    )
+    op.drop_index("idx_experiments_project", table_name="experiments", postgresql_where=sa.text("deleted_at IS NULL"))
     op.drop_table("experiments")
     op.drop_table("project_members")
     op.drop_index("idx_models_search", table_name="models", postgresql_using="gin")
-    op.drop_index(
-        "idx_models_org_project", table_name="models", postgresql_where=sa.text("deleted_at IS NULL")
-    )
+    op.drop_index("idx_models_org_project", table_name="models", postgresql_where=sa.text("deleted_at IS NULL"))
     op.drop_table("models")
     op.drop_index(op.f("ix_audit_logs__user_id_created_at"), table_name="audit_logs")
     op.drop_index(op.f("ix_audit_logs__resource_type_resource_id"), table_name="audit_logs")
@@ -845,7 +819,5 @@ def downgrade() -> None:
     op.drop_table("api_keys")
     op.drop_index("idx_users_email", table_name="users", postgresql_where=sa.text("deleted_at IS NULL"))
     op.drop_table("users")
-    op.drop_index(
-        "idx_organizations_slug", table_name="organizations", postgresql_where=sa.text("deleted_at IS NULL")
-    )
+    op.drop_index("idx_organizations_slug", table_name="organizations", postgresql_where=sa.text("deleted_at IS NULL"))
     op.drop_table("organizations")

@@ -1,0 +1,192 @@
+"""API keys for CI and other programs: made once, stored only as a hash, verified in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+
+from db.models import ApiKey, Organization, User
+from db.queries.tenancy import membership_role, project_roles, user_by_email
+from db.session import session_scope, system_session
+from mlops.access import Action, Principal, require, validate_scopes
+from mlops.audit import record_audit, record_refusal
+from mlops.errors import InvalidInput, NotFound, PermissionDenied
+
+KEY_MARKER = "mlk_"
+PREFIX_LENGTH = 12  # "mlk_" + 8 characters: enough to tell keys apart on screen, useless to an attacker
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    id: uuid.UUID
+    name: str
+    key_prefix: str
+    user_email: str
+    scopes: tuple[str, ...]
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    is_active: bool
+
+
+def generate_key() -> tuple[str, str, str]:
+    """A new key as (plaintext, display prefix, stored hash). The plaintext is shown once and never stored."""
+    plaintext = KEY_MARKER + secrets.token_urlsafe(32)
+    return plaintext, plaintext[:PREFIX_LENGTH], hash_key(plaintext)
+
+
+def hash_key(plaintext: str) -> str:
+    """SHA-256 of the key: keys are 256-bit random, so a fast hash is as strong as a slow one here."""
+    return "sha256:" + hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def key_refusal(
+    *, is_active: bool | None, expires_at: datetime | None, deleted_at: datetime | None, now: datetime
+) -> str | None:
+    """Why a stored key may not be used now, or None when it may."""
+    if deleted_at is not None:
+        return "has been deleted"
+    if is_active is False:
+        return "has been revoked"
+    if expires_at is not None and expires_at <= now:
+        return f"expired at {expires_at.isoformat(timespec='seconds')}"
+    return None
+
+
+def authenticate(plaintext: str) -> Principal:
+    """The principal an API key acts as; PermissionDenied for an unknown, revoked or expired key.
+
+    Looked up by hash (authentication precedes knowing the organization, so this reads as the owner role),
+    compared in constant time; `last_used_at` is updated on success, and a refused known key is audited.
+    """
+    if not plaintext.startswith(KEY_MARKER):
+        raise PermissionDenied("invalid API key")
+    digest = hash_key(plaintext)
+    with system_session() as session:
+        row = session.execute(
+            select(ApiKey, Organization.slug)
+            .join(Organization, Organization.id == ApiKey.organization_id)
+            .where(ApiKey.key_hash == digest, Organization.deleted_at.is_(None))
+        ).one_or_none()
+        if row is None or not hmac.compare_digest(row.ApiKey.key_hash, digest):
+            raise PermissionDenied("invalid API key")
+        key: ApiKey = row.ApiKey
+        now = session.scalar(select(func.now()))
+        role = membership_role(session=session, organization_id=key.organization_id, user_id=key.user_id)
+        refusal = key_refusal(is_active=key.is_active, expires_at=key.expires_at, deleted_at=key.deleted_at, now=now)
+        if refusal is None and role is None:
+            refusal = f"belongs to a user no longer in {row.slug}"
+        principal = Principal(
+            organization_id=key.organization_id,
+            organization_slug=row.slug,
+            user_id=key.user_id,
+            email=session.scalar(select(User.email).where(User.id == key.user_id)),
+            org_role=role,
+            api_key_id=key.id,
+            scopes=frozenset((key.permissions or {}).get("scopes", [])),
+            project_roles=project_roles(session=session, organization_id=key.organization_id, user_id=key.user_id),
+        )
+        if refusal is None:
+            session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+    if refusal is not None:
+        message = f"API key '{key.name}' ({key.key_prefix}…) {refusal}"
+        record_refusal(principal, action="api_key.use", resource_type="api_key", resource_id=key.id, reason=message)
+        raise PermissionDenied(message)
+    return principal
+
+
+def create_key(
+    principal: Principal, *, user_email: str, name: str, scopes: list[str], expires_at: datetime | None = None
+) -> tuple[str, ApiKeyInfo]:
+    """Create a key for `user_email`; returns (plaintext shown once, info). Admins make keys for anyone in the
+    organization, anyone else only for themselves; a key never grants more than its user's role."""
+    granted = validate_scopes(scopes)
+    if not name.strip():
+        raise InvalidInput("an API key needs a --name")
+    if principal.email != user_email:
+        require(principal, Action.API_KEY_MANAGE, what=f"keys of {user_email}")
+    if principal.scopes is not None:
+        raise PermissionDenied("API keys cannot create API keys; use --as EMAIL")
+    plaintext, prefix, digest = generate_key()
+    with session_scope(principal.organization_id) as session:
+        user_id = user_by_email(session=session, email=user_email).id
+        key = ApiKey(
+            organization_id=principal.organization_id,
+            user_id=user_id,
+            name=name,
+            key_hash=digest,
+            key_prefix=prefix,
+            permissions={"scopes": sorted(granted)},
+            expires_at=expires_at,
+        )
+        session.add(key)
+        session.flush()
+        record_audit(
+            session,
+            principal=principal,
+            action="api_key.create",
+            resource_type="api_key",
+            resource_id=key.id,
+            details={"name": name, "key_prefix": prefix, "user": user_email, "scopes": sorted(granted)},
+        )
+        info = _info(key, user_email)
+    return plaintext, info
+
+
+def list_keys(principal: Principal) -> list[ApiKeyInfo]:
+    """The organization's live keys (admins) or the principal's own."""
+    with session_scope(principal.organization_id) as session:
+        query = (
+            select(ApiKey, User.email)
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.deleted_at.is_(None))
+            .order_by(ApiKey.created_at)
+        )
+        if principal.org_role != "admin":
+            query = query.where(ApiKey.user_id == principal.user_id)
+        return [_info(key, email) for key, email in session.execute(query)]
+
+
+def revoke_key(principal: Principal, *, key_prefix: str) -> ApiKeyInfo:
+    """Deactivate the key whose display prefix is `key_prefix` (admins, or the key's own user)."""
+    with session_scope(principal.organization_id) as session:
+        row = session.execute(
+            select(ApiKey, User.email)
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.key_prefix == key_prefix, ApiKey.deleted_at.is_(None))
+            .with_for_update(of=ApiKey)
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no API key with prefix '{key_prefix}' in {principal.organization_slug}")
+        key, email = row
+        if key.user_id != principal.user_id:
+            require(principal, Action.API_KEY_MANAGE, what=f"keys of {email}")
+        key.is_active = False
+        record_audit(
+            session,
+            principal=principal,
+            action="api_key.revoke",
+            resource_type="api_key",
+            resource_id=key.id,
+            details={"name": key.name, "key_prefix": key.key_prefix, "user": email},
+        )
+        session.flush()
+        return _info(key, email)
+
+
+def _info(key: ApiKey, email: str) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        id=key.id,
+        name=key.name,
+        key_prefix=key.key_prefix,
+        user_email=email,
+        scopes=tuple((key.permissions or {}).get("scopes", [])),
+        expires_at=key.expires_at,
+        last_used_at=key.last_used_at,
+        is_active=key.is_active is not False,
+    )

@@ -1,0 +1,94 @@
+"""The audit trail: `record_audit` writes an `audit_logs` row in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from db.models import AuditLog
+from mlops.access import Principal
+
+
+@dataclass(frozen=True)
+class ClientContext:
+    """Where a request came from, when known: the CLI, a flow run, an API in front of us."""
+
+    user_agent: str | None = None
+    ip_address: str | None = None
+
+
+_client: ContextVar[ClientContext | None] = ContextVar("mlops_client", default=None)
+
+
+@contextmanager
+def client_context(*, user_agent: str | None = None, ip_address: str | None = None) -> Iterator[None]:
+    """Attribute every audit row written inside the block to this client."""
+    token = _client.set(ClientContext(user_agent=user_agent, ip_address=ip_address))
+    try:
+        yield
+    finally:
+        _client.reset(token)
+
+
+def record_audit(
+    session: Session,
+    *,
+    principal: Principal,
+    action: str,
+    resource_type: str,
+    resource_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+) -> uuid.UUID:
+    """Insert one audit row (actor user or API key; none for the system) and return its id.
+
+    Written in the caller's transaction, so the row exists if and only if the change it records commits.
+    """
+    client = _client.get() or ClientContext()
+    body = dict(details or {})
+    if principal.is_system:
+        body.setdefault("actor", "system")
+    return session.execute(
+        insert(AuditLog)
+        .values(
+            organization_id=principal.organization_id,
+            user_id=principal.user_id,
+            api_key_id=principal.api_key_id,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            details=body,
+            ip_address=client.ip_address,
+            user_agent=client.user_agent,
+        )
+        .returning(AuditLog.id)
+    ).scalar_one()
+
+
+def record_refusal(
+    principal: Principal,
+    *,
+    action: str,
+    resource_type: str,
+    resource_id: uuid.UUID | None = None,
+    reason: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Audit a refused request in a transaction of its own: the refused change itself wrote nothing."""
+    from db.session import session_scope
+
+    with session_scope(principal.organization_id) as session:
+        record_audit(
+            session,
+            principal=principal,
+            action=f"{action}.denied",
+            resource_type=resource_type,
+            resource_id=resource_id,
+            details={**(details or {}), "outcome": "denied", "reason": reason},
+        )

@@ -1,0 +1,66 @@
+"""Who is acting: resolve a principal from an API key (`MLOPS_API_KEY`) or a named user (`--as EMAIL`)."""
+
+from __future__ import annotations
+
+from db.queries.tenancy import membership_role, organization_by_slug, project_roles, user_by_email
+from db.session import system_session
+from mlops import apikeys
+from mlops.access import Principal, system_principal
+from mlops.errors import InvalidInput, PermissionDenied
+
+
+def resolve_principal(
+    *, organization: str | None, as_email: str | None = None, api_key: str | None = None, on_demand: bool = True
+) -> Principal:
+    """The acting principal in `organization` (a slug).
+
+    An API key wins over `as_email`; a key of another organization than the one named is refused. With
+    `on_demand`, an organization whose subscription is not active is refused (scheduled flows skip instead).
+    Raises InvalidInput (no identity), NotFound (unknown organization or user), PermissionDenied.
+    """
+    if api_key:
+        principal = apikeys.authenticate(api_key)
+        if organization and organization != principal.organization_slug:
+            raise PermissionDenied(
+                f"API key belongs to organization '{principal.organization_slug}', not '{organization}'"
+            )
+        _require_active(principal.organization_slug, on_demand)
+        return principal
+    if not organization:
+        raise InvalidInput("name the organization (--org SLUG or ORG/PROJECT/...)")
+    if not as_email:
+        raise InvalidInput("no identity: set MLOPS_API_KEY, or pass --as EMAIL (MLOPS_AS) for local use")
+    with system_session() as session:
+        org = organization_by_slug(session=session, slug=organization)
+        user = user_by_email(session=session, email=as_email)
+        role = membership_role(session=session, organization_id=org.id, user_id=user.id)
+        if role is None:
+            raise PermissionDenied(f"{as_email} is not a member of organization '{organization}'")
+        roles = project_roles(session=session, organization_id=org.id, user_id=user.id)
+        status = org.subscription_status
+    if on_demand and status not in (None, "active"):
+        raise PermissionDenied(f"organization '{organization}' is {status}; on-demand operations are refused")
+    return Principal(
+        organization_id=org.id,
+        organization_slug=org.slug,
+        user_id=user.id,
+        email=user.email,
+        org_role=role,
+        project_roles=roles,
+    )
+
+
+def resolve_system(organization: str) -> Principal:
+    """The system principal of `organization`, for scheduled work."""
+    with system_session() as session:
+        org = organization_by_slug(session=session, slug=organization)
+        return system_principal(org.id, org.slug)
+
+
+def _require_active(slug: str, on_demand: bool) -> None:
+    if not on_demand:
+        return
+    with system_session() as session:
+        status = organization_by_slug(session=session, slug=slug).subscription_status
+    if status not in (None, "active"):
+        raise PermissionDenied(f"organization '{slug}' is {status}; on-demand operations are refused")

@@ -1,0 +1,172 @@
+"""Notification channels: add, list (redacted), test, and re-encrypt their secrets under the newest key."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from db.models import NotificationChannel
+from db.session import session_scope, system_session
+from mlops.access import Action, Principal, require
+from mlops.audit import record_audit
+from mlops.errors import Conflict, InvalidInput, NotFound
+from mlops.secrets import Redacted, SecretBox, secret_box
+from tasks.notify import CHANNEL_FIELDS, redact_value, send_message, validate_channel_settings
+
+CONFIG_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ChannelView:
+    id: uuid.UUID
+    name: str
+    type: str
+    is_active: bool
+    settings: dict[str, Any]  # public settings in clear, secret ones redacted
+
+
+def seal(channel_type: str, settings: dict[str, Any], box: SecretBox) -> dict[str, Any]:
+    """The `configuration` JSON stored for a channel: public settings in clear, secret ones encrypted."""
+    public, secret = validate_channel_settings(channel_type, settings)
+    return {
+        "version": CONFIG_VERSION,
+        "public": public,
+        "secret": box.encrypt(secret) if secret else None,
+        "redacted": {name: redact_value(name, value) for name, value in secret.items()},
+    }
+
+
+def unseal(configuration: dict[str, Any], box: SecretBox) -> dict[str, Any]:
+    """The channel's full settings; secret values are `Redacted` strings (or dicts of them)."""
+    settings = dict(configuration.get("public") or {})
+    if configuration.get("secret"):
+        for name, value in box.decrypt(configuration["secret"]).items():
+            settings[name] = (
+                {k: Redacted(v) for k, v in value.items()} if isinstance(value, dict) else Redacted(str(value))
+            )
+    return settings
+
+
+def redacted(configuration: dict[str, Any]) -> dict[str, Any]:
+    return {**(configuration.get("public") or {}), **(configuration.get("redacted") or {})}
+
+
+def add_channel(principal: Principal, *, name: str, channel_type: str, settings: dict[str, Any]) -> ChannelView:
+    """Create a channel (organization admins); Conflict when a live channel already has the name."""
+    require(principal, Action.CHANNEL_MANAGE, what=f"channel '{name}'")
+    if not name.strip():
+        raise InvalidInput("a channel needs a --name")
+    configuration = seal(channel_type, settings, secret_box())
+    with session_scope(principal.organization_id) as session:
+        existing = session.scalar(
+            select(NotificationChannel.id).where(
+                NotificationChannel.name == name, NotificationChannel.deleted_at.is_(None)
+            )
+        )
+        if existing:
+            raise Conflict(f"a channel named '{name}' already exists in {principal.organization_slug}")
+        channel = NotificationChannel(
+            organization_id=principal.organization_id,
+            name=name,
+            type=channel_type,
+            configuration=configuration,
+            created_by=principal.user_id,
+        )
+        session.add(channel)
+        session.flush()
+        record_audit(
+            session,
+            principal=principal,
+            action="notification_channel.create",
+            resource_type="notification_channel",
+            resource_id=channel.id,
+            details={"name": name, "type": channel_type, "settings": redacted(configuration)},
+        )
+        return _view(channel)
+
+
+def list_channels(principal: Principal) -> list[ChannelView]:
+    """Every live channel of the organization, secrets redacted."""
+    require(principal, Action.MODEL_READ)
+    with session_scope(principal.organization_id) as session:
+        rows = session.scalars(
+            select(NotificationChannel)
+            .where(NotificationChannel.deleted_at.is_(None))
+            .order_by(NotificationChannel.name)
+        )
+        return [_view(c) for c in rows]
+
+
+def test_channel(principal: Principal, *, name: str) -> ChannelView:
+    """Send a test message through the channel now; audited. Raises TransientError / DeliveryRefused."""
+    require(principal, Action.CHANNEL_MANAGE, what=f"channel '{name}'")
+    with session_scope(principal.organization_id) as session:
+        channel = _by_name(session, name)
+        settings = unseal(channel.configuration, secret_box())
+        view = _view(channel)
+    outcome = "delivered"
+    try:
+        send_message(
+            view.type,
+            settings,
+            title="mlops test message",
+            text=f"Channel '{name}' of {principal.organization_slug} works.",
+            data={"channel": name, "organization": principal.organization_slug, "test": True},
+        )
+    except Exception as exc:
+        outcome = f"failed: {exc}"
+        raise
+    finally:
+        with session_scope(principal.organization_id) as session:
+            record_audit(
+                session,
+                principal=principal,
+                action="notification_channel.test",
+                resource_type="notification_channel",
+                resource_id=view.id,
+                details={"name": name, "outcome": outcome},
+            )
+    return view
+
+
+def reencrypt_all(box: SecretBox | None = None) -> int:
+    """Re-encrypt every channel secret of every organization under the newest key; returns how many."""
+    box = box or secret_box()
+    count = 0
+    with system_session() as session:
+        channels = session.scalars(
+            select(NotificationChannel).where(NotificationChannel.deleted_at.is_(None)).with_for_update()
+        )
+        for channel in channels:
+            configuration = dict(channel.configuration)
+            if configuration.get("secret"):
+                configuration["secret"] = box.rotate(configuration["secret"])
+                channel.configuration = configuration
+                count += 1
+    return count
+
+
+def channel_types() -> tuple[str, ...]:
+    return tuple(CHANNEL_FIELDS)
+
+
+def _by_name(session, name: str) -> NotificationChannel:
+    channel = session.scalar(
+        select(NotificationChannel).where(NotificationChannel.name == name, NotificationChannel.deleted_at.is_(None))
+    )
+    if channel is None:
+        raise NotFound(f"unknown channel '{name}'")
+    return channel
+
+
+def _view(channel: NotificationChannel) -> ChannelView:
+    return ChannelView(
+        id=channel.id,
+        name=channel.name,
+        type=channel.type,
+        is_active=channel.is_active is not False,
+        settings=redacted(channel.configuration),
+    )

@@ -1,0 +1,174 @@
+"""Notification channels: settings validation, redaction, message formatting and the senders.
+
+Pure functions first (validation, redaction, message bodies); the senders at the bottom are the only code
+that talks to Slack, Teams, webhooks and SMTP. No error message or log line ever includes a secret: URLs
+of webhooks are secrets (they embed tokens), so errors name the channel type and status only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from mlops.errors import InvalidInput, MlopsError, TransientError
+
+
+@dataclass(frozen=True)
+class ChannelFields:
+    required_public: tuple[str, ...] = ()
+    optional_public: tuple[str, ...] = ()
+    required_secret: tuple[str, ...] = ()
+    optional_secret: tuple[str, ...] = ()
+
+    @property
+    def secret(self) -> tuple[str, ...]:
+        return self.required_secret + self.optional_secret
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        return self.required_public + self.optional_public + self.secret
+
+
+CHANNEL_FIELDS: dict[str, ChannelFields] = {
+    "webhook": ChannelFields(
+        optional_public=("timeout_seconds",), required_secret=("url",), optional_secret=("headers", "signing_secret")
+    ),
+    "slack": ChannelFields(optional_public=("channel", "timeout_seconds"), required_secret=("webhook_url",)),
+    "teams": ChannelFields(optional_public=("timeout_seconds",), required_secret=("webhook_url",)),
+    "email": ChannelFields(
+        required_public=("smtp_host", "smtp_port", "from_addr", "to_addrs"),
+        optional_public=("username", "starttls", "timeout_seconds"),
+        optional_secret=("password",),
+    ),
+}
+URL_FIELDS = ("url", "webhook_url")
+
+
+class DeliveryRefused(MlopsError):
+    """The peer answered, and refused the message (4xx other than 429): retrying will not help."""
+
+
+def validate_channel_settings(channel_type: str, settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a channel's settings into (public, secret) after checking them; InvalidInput names the field."""
+    fields = CHANNEL_FIELDS.get(channel_type)
+    if fields is None:
+        raise InvalidInput(f"unknown channel type '{channel_type}'; expected one of {', '.join(CHANNEL_FIELDS)}")
+    unknown = sorted(set(settings) - set(fields.allowed))
+    if unknown:
+        raise InvalidInput(f"{channel_type} channel: unknown setting(s) {', '.join(unknown)}")
+    missing = [f for f in fields.required_public + fields.required_secret if settings.get(f) in (None, "", [])]
+    if missing:
+        raise InvalidInput(f"{channel_type} channel: missing setting(s) {', '.join(missing)}")
+    for name in URL_FIELDS:
+        if name in settings:
+            parts = urlsplit(str(settings[name]))
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise InvalidInput(f"{channel_type} channel: '{name}' must be an http(s) URL")
+    if channel_type == "email":
+        _validate_email(settings)
+    if "headers" in settings and not isinstance(settings["headers"], dict):
+        raise InvalidInput("webhook channel: 'headers' must be an object of header names to values")
+    if "timeout_seconds" in settings and not _positive_number(settings["timeout_seconds"]):
+        raise InvalidInput(f"{channel_type} channel: 'timeout_seconds' must be a positive number")
+    public = {k: v for k, v in settings.items() if k not in fields.secret}
+    secret = {k: v for k, v in settings.items() if k in fields.secret}
+    return public, secret
+
+
+def redact_value(name: str, value: Any) -> Any:
+    """What a secret setting looks like on screen: a URL keeps its scheme and host, anything else is ***."""
+    if name in URL_FIELDS and isinstance(value, str):
+        parts = urlsplit(value)
+        return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/***"
+    if isinstance(value, dict):
+        return {k: "***" for k in value}
+    return "***"
+
+
+def message_body(channel_type: str, *, title: str, text: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body each HTTP channel type expects."""
+    if channel_type == "slack":
+        return {"text": f"*{title}*\n{text}"}
+    if channel_type == "teams":
+        return {"@type": "MessageCard", "@context": "https://schema.org/extensions", "title": title, "text": text}
+    return {"title": title, "text": text, "data": data}
+
+
+def signature(secret: str, body: bytes) -> str:
+    """`sha256=<hex>` HMAC of the body, for receivers that verify webhooks."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _validate_email(settings: dict[str, Any]) -> None:
+    to_addrs = settings.get("to_addrs")
+    if isinstance(to_addrs, str):
+        to_addrs = [to_addrs]
+    if not isinstance(to_addrs, list) or not all(isinstance(a, str) and "@" in a for a in to_addrs):
+        raise InvalidInput("email channel: 'to_addrs' must be a list of e-mail addresses")
+    if "@" not in str(settings.get("from_addr", "")):
+        raise InvalidInput("email channel: 'from_addr' must be an e-mail address")
+    port = settings.get("smtp_port")
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise InvalidInput("email channel: 'smtp_port' must be a port number")
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+# --- senders: the only code that talks to channels -------------------------------------------------------
+
+
+def send_message(channel_type: str, settings: dict[str, Any], *, title: str, text: str, data: dict[str, Any]) -> None:
+    """Deliver one message. TransientError when worth retrying (network, 5xx, 429), DeliveryRefused otherwise."""
+    timeout = float(settings.get("timeout_seconds", 10))
+    if channel_type == "email":
+        _send_email(settings, title=title, text=text, timeout=timeout)
+        return
+    url = settings["url"] if channel_type == "webhook" else settings["webhook_url"]
+    body = json.dumps(message_body(channel_type, title=title, text=text, data=data), default=str).encode()
+    headers = {"Content-Type": "application/json", **{str(k): str(v) for k, v in settings.get("headers", {}).items()}}
+    if settings.get("signing_secret"):
+        headers["X-Mlops-Signature"] = signature(settings["signing_secret"], body)
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        # httpx's message carries the URL, which is a secret: report the kind of failure only
+        raise TransientError(f"{channel_type} channel unreachable ({type(exc).__name__})") from None
+    if response.status_code == 429 or response.status_code >= 500:
+        retry_after = response.headers.get("Retry-After")
+        hint = f", retry after {retry_after}s" if retry_after else ""
+        raise TransientError(f"{channel_type} channel answered HTTP {response.status_code}{hint}")
+    if response.status_code >= 400:
+        raise DeliveryRefused(f"{channel_type} channel refused the message: HTTP {response.status_code}")
+
+
+def _send_email(settings: dict[str, Any], *, title: str, text: str, timeout: float) -> None:
+    message = EmailMessage()
+    message["Subject"] = title
+    message["From"] = settings["from_addr"]
+    to_addrs = settings["to_addrs"] if isinstance(settings["to_addrs"], list) else [settings["to_addrs"]]
+    message["To"] = ", ".join(to_addrs)
+    message.set_content(text)
+    try:
+        with smtplib.SMTP(settings["smtp_host"], int(settings["smtp_port"]), timeout=timeout) as smtp:
+            if settings.get("starttls"):
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.get("username"):
+                smtp.login(settings["username"], settings.get("password", ""))
+            smtp.send_message(message)
+    except smtplib.SMTPResponseException as exc:
+        if 400 <= exc.smtp_code < 500:
+            raise TransientError(f"email channel: SMTP server answered {exc.smtp_code}") from None
+        raise DeliveryRefused(f"email channel: SMTP server refused the message ({exc.smtp_code})") from None
+    except (OSError, smtplib.SMTPException) as exc:
+        raise TransientError(f"email channel: SMTP server unreachable ({type(exc).__name__})") from None
