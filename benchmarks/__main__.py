@@ -12,9 +12,7 @@ def main(argv: list[str]) -> int:
     here = Path(__file__).resolve().parent
     names = argv or sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
     for name in names:
-        module = importlib.import_module(
-            f"benchmarks.{name if name.startswith('bench_') else 'bench_' + name}"
-        )
+        module = importlib.import_module(f"benchmarks.{name if name.startswith('bench_') else 'bench_' + name}")
         module.main()
     return 0
 
