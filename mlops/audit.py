@@ -79,16 +79,18 @@ def record_refusal(
     resource_id: uuid.UUID | None = None,
     reason: str,
     details: dict[str, Any] | None = None,
+    outcome: str = "denied",
 ) -> None:
-    """Audit a refused request in a transaction of its own: the refused change itself wrote nothing."""
+    """Audit a refused request (`<action>.denied`, or `.rejected` by a gate) in a transaction of its own:
+    the refused change itself wrote nothing."""
     from db.session import session_scope
 
     with session_scope(principal.organization_id) as session:
         record_audit(
             session,
             principal=principal,
-            action=f"{action}.denied",
+            action=f"{action}.{outcome}",
             resource_type=resource_type,
             resource_id=resource_id,
-            details={**(details or {}), "outcome": "denied", "reason": reason},
+            details={**(details or {}), "outcome": outcome, "reason": reason},
         )

@@ -1,0 +1,239 @@
+"""Registry queries: models, versions, the production version, stage transitions and what gates read."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select, text
+from sqlalchemy.orm import Session, aliased
+
+from db.models import (
+    Alert,
+    DataDriftReport,
+    Deployment,
+    Model,
+    ModelStageTransition,
+    ModelVersion,
+    Project,
+    User,
+)
+from mlops.errors import NotFound
+
+
+def project_by_slug(*, session: Session, slug: str) -> Project:
+    """The live project `slug` of the session's organization; NotFound otherwise."""
+    project = session.scalar(select(Project).where(Project.slug == slug, Project.deleted_at.is_(None)))
+    if project is None:
+        raise NotFound(f"unknown project '{slug}'")
+    return project
+
+
+def model_by_name(*, session: Session, project_id: uuid.UUID, name: str, lock: bool = False) -> Model:
+    """The live model `name` of the project, optionally locked FOR UPDATE; NotFound otherwise."""
+    query = select(Model).where(Model.project_id == project_id, Model.name == name)
+    if lock:
+        query = query.with_for_update()
+    model = session.scalar(query)
+    if model is None:
+        raise NotFound(f"unknown model '{name}'")
+    if model.deleted_at is not None:
+        raise NotFound(f"model '{name}' has been deleted")
+    return model
+
+
+def find_model(*, session: Session, project_id: uuid.UUID, name: str) -> Model | None:
+    """The model `name` (live or deleted), or None."""
+    return session.scalar(select(Model).where(Model.project_id == project_id, Model.name == name))
+
+
+def version_by_name(*, session: Session, model: Model, version: str, lock: bool = False) -> ModelVersion:
+    """The live version of `model`; NotFound for an unknown or deleted one."""
+    query = select(ModelVersion).where(ModelVersion.model_id == model.id, ModelVersion.version == version)
+    if lock:
+        query = query.with_for_update()
+    found = session.scalar(query)
+    if found is None:
+        raise NotFound(f"model '{model.name}' has no version '{version}'")
+    if found.deleted_at is not None:
+        raise NotFound(f"version '{version}' of model '{model.name}' has been deleted")
+    return found
+
+
+def find_version(*, session: Session, model_id: uuid.UUID, version: str) -> ModelVersion | None:
+    return session.scalar(
+        select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.version == version)
+    )
+
+
+def production_versions(*, session: Session, model_id: uuid.UUID) -> list[ModelVersion]:
+    """Versions of the model in production, deleted ones included (the partial unique index allows one)."""
+    return list(
+        session.scalars(
+            select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.stage == "production")
+        )
+    )
+
+
+def count_live_models(*, session: Session) -> int:
+    """Live models of the session's organization (RLS scopes the count)."""
+    return session.scalar(select(func.count()).select_from(Model).where(Model.deleted_at.is_(None))) or 0
+
+
+def hours_in_current_stage(*, session: Session, version_id: uuid.UUID, stage: str) -> float | None:
+    """Hours since the version's latest transition into `stage`; None when no transition records it."""
+    entered = session.scalar(
+        select(func.max(ModelStageTransition.created_at)).where(
+            ModelStageTransition.model_version_id == version_id, ModelStageTransition.to_stage == stage
+        )
+    )
+    if entered is None:
+        return None
+    return session.scalar(select(func.extract("epoch", func.now() - entered) / 3600.0))
+
+
+def serving_deployments(*, session: Session, version_id: uuid.UUID, environment: str) -> list[Deployment]:
+    """Live deployments of `environment` currently serving the version."""
+    return list(
+        session.scalars(
+            select(Deployment).where(
+                Deployment.model_version_id == version_id,
+                Deployment.environment == environment,
+                Deployment.deleted_at.is_(None),
+            )
+        )
+    )
+
+
+def production_deployments_of_model(*, session: Session, model_id: uuid.UUID) -> list[uuid.UUID]:
+    """Live production deployments serving any version of the model: where a new production version rolls out."""
+    return list(
+        session.scalars(
+            select(Deployment.id)
+            .join(ModelVersion, ModelVersion.id == Deployment.model_version_id)
+            .where(
+                ModelVersion.model_id == model_id,
+                Deployment.environment == "production",
+                Deployment.deleted_at.is_(None),
+            )
+            .order_by(Deployment.name)
+        )
+    )
+
+
+def unresolved_alerts(*, session: Session, deployment_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+    """Open or acknowledged alerts on the deployments, most severe first."""
+    if not deployment_ids:
+        return []
+    rows = session.execute(
+        select(Alert.id, Alert.severity, Alert.title, Alert.alert_type, Alert.status)
+        .where(Alert.deployment_id.in_(deployment_ids), Alert.status.in_(("open", "acknowledged")))
+        .order_by(Alert.triggered_at.desc())
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def latest_drift_report(*, session: Session, deployment_ids: list[uuid.UUID]) -> dict[str, Any] | None:
+    """The most recent drift report over the deployments, or None."""
+    if not deployment_ids:
+        return None
+    row = session.execute(
+        select(
+            DataDriftReport.id,
+            DataDriftReport.deployment_id,
+            DataDriftReport.is_drift_detected,
+            DataDriftReport.drift_score,
+            DataDriftReport.period_end,
+        )
+        .where(DataDriftReport.deployment_id.in_(deployment_ids))
+        .order_by(DataDriftReport.period_end.desc())
+        .limit(1)
+    ).one_or_none()
+    return dict(row._mapping) if row else None
+
+
+def record_transition(
+    *,
+    session: Session,
+    organization_id: uuid.UUID,
+    version: ModelVersion,
+    from_stage: str | None,
+    to_stage: str,
+    actor_user_id: uuid.UUID | None,
+    api_key_id: uuid.UUID | None,
+    reason: str | None,
+    forced: bool = False,
+    gate_results: list[dict[str, Any]] | None = None,
+    at: datetime | None = None,
+) -> uuid.UUID:
+    """Insert one stage-transition row; `at` backdates it (seed data only)."""
+    values: dict[str, Any] = dict(
+        organization_id=organization_id,
+        model_id=version.model_id,
+        model_version_id=version.id,
+        from_stage=from_stage,
+        to_stage=to_stage,
+        actor_user_id=actor_user_id,
+        api_key_id=api_key_id,
+        reason=reason,
+        forced=forced,
+        gate_results=gate_results or [],
+    )
+    if at is not None:
+        values["created_at"] = at
+    row = ModelStageTransition(**values)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def production_version_at(*, session: Session, model_id: uuid.UUID, at: datetime) -> dict[str, Any] | None:
+    """Which version held production at `at`: its latest move into production at or before `at` that no later
+    transition of the same version (at or before `at`) undid. One query over the stage transitions."""
+    t = aliased(ModelStageTransition)
+    later = aliased(ModelStageTransition)
+    row = session.execute(
+        select(ModelVersion.version, ModelVersion.id, t.created_at.label("since"))
+        .join(ModelVersion, ModelVersion.id == t.model_version_id)
+        .where(
+            t.model_id == model_id,
+            t.to_stage == "production",
+            t.created_at <= at,
+            ~exists().where(
+                and_(
+                    later.model_version_id == t.model_version_id,
+                    later.created_at > t.created_at,
+                    later.created_at <= at,
+                )
+            ),
+        )
+        .order_by(t.created_at.desc())
+        .limit(1)
+    ).one_or_none()
+    return dict(row._mapping) if row else None
+
+
+def stage_history(
+    *, session: Session, model_id: uuid.UUID, version_id: uuid.UUID | None = None
+) -> list[dict[str, Any]]:
+    """Every transition of the model (or one version), oldest first."""
+    query = (
+        select(
+            ModelStageTransition.created_at,
+            ModelVersion.version,
+            ModelStageTransition.from_stage,
+            ModelStageTransition.to_stage,
+            User.email.label("actor"),
+            ModelStageTransition.api_key_id,
+            ModelStageTransition.reason,
+            ModelStageTransition.forced,
+        )
+        .join(ModelVersion, ModelVersion.id == ModelStageTransition.model_version_id)
+        .outerjoin(User, User.id == ModelStageTransition.actor_user_id)
+        .where(ModelStageTransition.model_id == model_id)
+        .order_by(ModelStageTransition.created_at, text("to_stage = 'production'"))
+    )
+    if version_id is not None:
+        query = query.where(ModelStageTransition.model_version_id == version_id)
+    return [dict(r._mapping) for r in session.execute(query)]

@@ -1,0 +1,98 @@
+"""Flow `promote-model`: gated, audited stage transitions that CI can trigger, then the hand-off to rollout."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any, Literal
+
+from prefect import flow, task
+from pydantic import Field
+
+from flows.runtime import call, logger, publish_markdown
+from mlops.access import Principal
+from mlops.auth import resolve_principal
+from mlops.errors import GateRejected
+from tasks.common import IO_TASK
+from tasks.promotion import PromotionOutcome, PromotionRequest, promote_task
+from tasks.registry import promotion_markdown
+
+
+@task(name="authenticate", **IO_TASK)
+def authenticate(organization: str, actor: str | None) -> Principal:
+    """The acting principal: MLOPS_API_KEY from the environment, else the named actor."""
+    return resolve_principal(organization=organization, as_email=actor, api_key=os.environ.get("MLOPS_API_KEY"))
+
+
+@flow(name="promote-model", log_prints=False, validate_parameters=True)
+def promote_model(
+    organization: Annotated[str, Field(description="Organization slug, e.g. acme")],
+    project: Annotated[str, Field(description="Project slug, e.g. fraud-detection")],
+    model: Annotated[str, Field(description="Model name, e.g. Credit Card Fraud Model")],
+    version: Annotated[str, Field(description="Version to move, e.g. 1.1.0")],
+    to_stage: Annotated[
+        Literal["development", "staging", "production", "archived"], Field(description="Target stage")
+    ] = "staging",
+    reason: Annotated[str | None, Field(description="Why (required with force)")] = None,
+    dry_run: Annotated[bool, Field(description="Evaluate the gates and report; write nothing")] = False,
+    force: Annotated[bool, Field(description="Skip failing gates (organization admins, with a reason)")] = False,
+    rollout: Annotated[bool, Field(description="Roll a new production version out to its deployments")] = True,
+    actor: Annotated[
+        str | None, Field(description="E-mail of the acting user when the worker has no MLOPS_API_KEY")
+    ] = None,
+) -> dict[str, Any]:
+    """Move a model version to a stage if its gates pass: one transaction changes the stage, archives the
+    previous production version, records the transition, the audit row and the `model_update` event."""
+    log = logger()
+    principal = call(authenticate, organization, actor)
+    request = PromotionRequest(
+        organization=organization,
+        project=project,
+        model=model,
+        version=version,
+        to_stage=to_stage,
+        reason=reason,
+        dry_run=dry_run,
+        force=force,
+    )
+    try:
+        outcome: PromotionOutcome = call(promote_task, principal, request)
+    except GateRejected as rejected:
+        publish_markdown(
+            promotion_markdown(
+                model=model, version=version, from_stage="?", to_stage=to_stage, status="rejected",
+                gates=rejected.gates, reason=reason,
+            ),
+            key=f"promotion-{model}-{version}",
+            description=f"Promotion of {model} {version} to {to_stage}: rejected",
+        )  # fmt: skip
+        log.error("%s", rejected)
+        raise
+    publish_markdown(
+        promotion_markdown(
+            model=outcome.model, version=outcome.version, from_stage=outcome.from_stage, to_stage=outcome.to_stage,
+            status=outcome.status, gates=outcome.gates, forced=outcome.forced, reason=reason,
+            archived=outcome.archived_versions,
+        ),
+        key=f"promotion-{model}-{version}",
+        description=f"Promotion of {model} {version} to {to_stage}: {outcome.status}",
+    )  # fmt: skip
+    log.info("%s %s: %s → %s (%s)", model, version, outcome.from_stage, outcome.to_stage, outcome.status)
+    result = outcome.to_json()
+    result["rollout"] = hand_off_to_rollout(outcome, principal, enabled=rollout)
+    return result
+
+
+def hand_off_to_rollout(outcome: PromotionOutcome, principal: Principal, *, enabled: bool) -> str:
+    """Start the rollout subflow for a new production version, when the rollout flow exists and is wanted."""
+    if outcome.status != "promoted" or outcome.to_stage != "production":
+        return "not applicable"
+    if not enabled:
+        return "skipped (rollout disabled)"
+    try:
+        from flows.rollout import rollout_deployment  # type: ignore[import-not-found]
+    except ImportError:
+        logger().info("no rollout flow installed; stopping after the registry change")
+        return "not installed: registry change only"
+    for deployment_id in outcome.production_deployment_ids:
+        rollout_deployment(deployment_id=str(deployment_id), model_version_id=str(outcome.model_version_id))
+    return f"rolled out to {len(outcome.production_deployment_ids)} deployment(s)"

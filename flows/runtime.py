@@ -1,0 +1,91 @@
+"""How flows run: orchestrated by Prefect, or directly (same code) when no Prefect API is configured.
+
+Flows call their tasks through `call()`: inside a Prefect flow run a task is orchestrated (retries, states,
+UI); outside one (the `mlops` CLI without PREFECT_API_URL) it runs as a plain function with the same
+transient-error retries, so a command does not pay for starting a temporary Prefect server. Artifacts and
+the run logger degrade the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from typing import Any
+
+from mlops.errors import TransientError
+
+_log = logging.getLogger("mlops.flows")
+
+
+def in_flow_run() -> bool:
+    from prefect.context import FlowRunContext
+
+    return FlowRunContext.get() is not None
+
+
+def prefect_api_configured() -> bool:
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(PREFECT_API_URL.value())
+
+
+def run_flow(flow_obj: Any, *, orchestrate: bool | None = None, **params: Any) -> Any:
+    """Run a flow: through Prefect when asked (or when a Prefect API is configured), else its plain function.
+
+    `MLOPS_ORCHESTRATE=always|never` overrides the automatic choice.
+    """
+    mode = os.environ.get("MLOPS_ORCHESTRATE", "auto")
+    if orchestrate is None:
+        orchestrate = {"always": True, "never": False}.get(mode, prefect_api_configured())
+    return flow_obj(**params) if orchestrate else flow_obj.fn(**params)
+
+
+def call(task_obj: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a task: orchestrated inside a flow run; directly, retrying TransientError, outside one."""
+    if in_flow_run():
+        return task_obj(*args, **kwargs)
+    retries = getattr(task_obj, "retries", 0) or 0
+    delays = getattr(task_obj, "retry_delay_seconds", None) or [1]
+    for attempt in range(retries + 1):
+        try:
+            return task_obj.fn(*args, **kwargs)
+        except TransientError as exc:
+            if attempt == retries:
+                raise
+            delay = delays[min(attempt, len(delays) - 1)] if isinstance(delays, list) else float(delays)
+            _log.warning("%s failed (%s); retry %d/%d in %.1fs", task_obj.name, exc, attempt + 1, retries, delay)
+            time.sleep(delay * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def logger() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger inside a run, the `mlops.flows` logger outside."""
+    if in_flow_run():
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    return _log
+
+
+def publish_markdown(markdown: str, *, key: str, description: str) -> None:
+    """A markdown artifact of the current flow run (nothing outside a run)."""
+    if in_flow_run():
+        from prefect.artifacts import create_markdown_artifact
+
+        create_markdown_artifact(markdown=markdown, key=_artifact_key(key), description=description)
+
+
+def publish_table(rows: list[dict[str, Any]], *, key: str, description: str) -> None:
+    """A table artifact of the current flow run (nothing outside a run)."""
+    if in_flow_run():
+        from prefect.artifacts import create_table_artifact
+
+        create_table_artifact(table=rows, key=_artifact_key(key), description=description)
+
+
+def _artifact_key(key: str) -> str:
+    # Prefect artifact keys: lowercase letters, numbers and dashes only
+    cleaned = "".join(c if c.isalnum() else "-" for c in key.lower())
+    return "-".join(part for part in cleaned.split("-") if part)[:100]

@@ -1,0 +1,288 @@
+"""Registration: upload a trained artifact and record the model version in `development`."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+
+from db.models import Model, ModelVersion, Organization
+from db.queries import registry as q
+from db.session import session_scope
+from mlops.access import Action, Principal, require
+from mlops.audit import record_audit, record_refusal
+from mlops.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from mlops.outbox import emit_event
+from tasks.common import IO_TASK
+from tasks.registry import artifact_key, validate_version
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class RegistrationRequest:
+    organization: str
+    project: str
+    model: str
+    version: str
+    artifact: str  # a local file, or an object already in the artifact store (s3://…, file://…)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training_metrics: dict[str, Any] = field(default_factory=dict)
+    model_schema: dict[str, Any] = field(default_factory=dict)
+    requirements: str | None = None
+    description: str | None = None
+    model_type: str | None = None  # needed only when the model is new
+    framework: str | None = None
+    task_type: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegistrationOutcome:
+    status: str  # registered | unchanged
+    model: str
+    version: str
+    model_created: bool
+    artifact_uri: str
+    size_bytes: int
+    sha256: str
+    model_version_id: uuid.UUID
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate_metrics(metrics: Any, what: str) -> dict[str, float]:
+    """A JSON object of metric name → finite number; InvalidInput naming the offending entry."""
+    if not isinstance(metrics, dict):
+        raise InvalidInput(f"{what} must be a JSON object of metric name to number")
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidInput(f"{what}: '{name}' must be a finite number, got {value!r}")
+    return metrics
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """(size, sha256) of a local file, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def register(principal: Principal, request: RegistrationRequest) -> RegistrationOutcome:
+    """Upload the artifact (content-addressed, so concurrent uploads never clash) and record the version.
+
+    Creates the model when new (needs model type and framework; honours the plan's `max_models`). The same
+    version with the same artifact is a no-op; with a different artifact, a Conflict.
+    """
+    from mlops.storage import open_store, resolve
+
+    validate_version(request.version)
+    validate_metrics(request.metrics, "metrics")
+    validate_metrics(request.training_metrics, "training metrics")
+    if not isinstance(request.model_schema, dict):
+        raise InvalidInput("the model schema must be a JSON object")
+    local = None if "://" in request.artifact else Path(request.artifact)
+    if local is not None:
+        if not local.is_file():
+            raise InvalidInput(f"artifact '{request.artifact}' is not a readable file")
+        size, sha256 = file_digest(local)
+    else:
+        store, key = resolve(request.artifact)
+        info = store.stat(key)
+        if info.sha256 is None:
+            raise InvalidInput(f"artifact '{request.artifact}' has no recorded sha256; register it from a local file")
+        size, sha256 = info.size, info.sha256
+
+    try:
+        with session_scope(principal.organization_id) as session:
+            project = q.project_by_slug(session=session, slug=request.project)
+            require(principal, Action.MODEL_REGISTER, project.id, what=f"project {request.project}")
+            existing = q.find_model(session=session, project_id=project.id, name=request.model)
+            if existing is not None and existing.deleted_at is not None:
+                raise NotFound(f"model '{request.model}' has been deleted")
+            if existing is not None:
+                known = q.find_version(session=session, model_id=existing.id, version=request.version)
+                if known is not None:
+                    return _unchanged_or_conflict(request, known, size, sha256)
+            elif not (request.model_type and request.framework):
+                raise InvalidInput(
+                    f"model '{request.model}' does not exist yet: give --model-type and --framework to create it"
+                )
+    except PermissionDenied as exc:
+        _refusal(principal, request, str(exc))
+        raise
+
+    if local is not None:
+        store = open_store()
+        key = artifact_key(request.organization, request.project, request.model, request.version, sha256, local.name)
+        if not (store.exists(key) and store.stat(key).sha256 == sha256):
+            store.put(key, local)
+        artifact_uri = store.uri_for(key)
+    else:
+        artifact_uri = request.artifact
+
+    with session_scope(principal.organization_id) as session:
+        project = q.project_by_slug(session=session, slug=request.project)
+        model, created = _model_for(session, principal, project.id, request)
+        version_id = session.execute(
+            insert(ModelVersion)
+            .values(
+                model_id=model.id,
+                version=request.version,
+                stage="development",
+                model_file_path=artifact_uri,
+                model_size_bytes=size,
+                artifact_sha256=sha256,
+                requirements=request.requirements,
+                performance_metrics=request.metrics,
+                training_metrics=request.training_metrics,
+                model_schema=request.model_schema,
+                description=request.description,
+                created_by=principal.user_id,
+            )
+            .on_conflict_do_nothing(index_elements=["model_id", "version"])
+            .returning(ModelVersion.id)
+        ).scalar_one_or_none()
+        if version_id is None:  # registered concurrently since we looked
+            known = q.find_version(session=session, model_id=model.id, version=request.version)
+            return _unchanged_or_conflict(request, known, size, sha256)
+        version = session.get(ModelVersion, version_id)
+        q.record_transition(
+            session=session,
+            organization_id=principal.organization_id,
+            version=version,
+            from_stage=None,
+            to_stage="development",
+            actor_user_id=principal.user_id,
+            api_key_id=principal.api_key_id,
+            reason="registered",
+        )
+        details = {
+            "model": request.model,
+            "version": request.version,
+            "artifact": artifact_uri,
+            "size_bytes": size,
+            "sha256": sha256,
+            "model_created": created,
+            "metrics": request.metrics,
+        }
+        record_audit(
+            session,
+            principal=principal,
+            action="model_version.register",
+            resource_type="model_version",
+            resource_id=version_id,
+            details=details,
+        )
+        emit_event(
+            session,
+            organization_id=principal.organization_id,
+            project_id=project.id,
+            trigger_type="model_update",
+            event_type="model_version.registered",
+            payload={**details, "actor": principal.display, "organization": principal.organization_slug},
+            dedup_key=f"registered:{version_id}",
+        )
+    return RegistrationOutcome(
+        status="registered",
+        model=request.model,
+        version=request.version,
+        model_created=created,
+        artifact_uri=artifact_uri,
+        size_bytes=size,
+        sha256=sha256,
+        model_version_id=version_id,
+    )
+
+
+def _model_for(
+    session, principal: Principal, project_id: uuid.UUID, request: RegistrationRequest
+) -> tuple[Model, bool]:
+    existing = q.find_model(session=session, project_id=project_id, name=request.model)
+    if existing is not None:
+        if existing.deleted_at is not None:
+            raise NotFound(f"model '{request.model}' has been deleted")
+        return existing, False
+    # the organization row lock serialises model creation, so concurrent registrations cannot pass max_models
+    org = session.scalar(select(Organization).where(Organization.id == principal.organization_id).with_for_update())
+    live = session.scalar(select(func.count()).select_from(Model).where(Model.deleted_at.is_(None))) or 0
+    if org.max_models is not None and live >= org.max_models:
+        raise Conflict(
+            f"organization '{org.slug}' has reached its plan's limit of {org.max_models} models "
+            f"({org.subscription_plan} plan)"
+        )
+    created_id = session.execute(
+        insert(Model)
+        .values(
+            organization_id=principal.organization_id,
+            project_id=project_id,
+            name=request.model,
+            model_type=request.model_type,
+            framework=request.framework,
+            task_type=request.task_type,
+            tags=list(request.tags) or None,
+            created_by=principal.user_id,
+        )
+        .on_conflict_do_nothing(index_elements=["organization_id", "project_id", "name"])
+        .returning(Model.id)
+    ).scalar_one_or_none()
+    model = q.find_model(session=session, project_id=project_id, name=request.model)
+    if created_id is not None:
+        record_audit(
+            session,
+            principal=principal,
+            action="model.create",
+            resource_type="model",
+            resource_id=created_id,
+            details={"name": request.model, "model_type": request.model_type, "framework": request.framework},
+        )
+    return model, created_id is not None
+
+
+def _unchanged_or_conflict(
+    request: RegistrationRequest, known: ModelVersion, size: int, sha256: str
+) -> RegistrationOutcome:
+    if known.deleted_at is not None:
+        raise Conflict(f"version '{request.version}' of '{request.model}' was deleted; register a new version")
+    if known.artifact_sha256 != sha256:
+        raise Conflict(
+            f"version '{request.version}' of '{request.model}' is already registered with a different artifact "
+            f"(sha256 {(known.artifact_sha256 or 'unknown')[:12]}…, this one {sha256[:12]}…)"
+        )
+    return RegistrationOutcome(
+        status="unchanged",
+        model=request.model,
+        version=request.version,
+        model_created=False,
+        artifact_uri=known.model_file_path,
+        size_bytes=known.model_size_bytes or size,
+        sha256=sha256,
+        model_version_id=known.id,
+    )
+
+
+def _refusal(principal: Principal, request: RegistrationRequest, reason: str) -> None:
+    record_refusal(
+        principal,
+        action="model_version.register",
+        resource_type="model_version",
+        reason=reason,
+        details={"model": request.model, "version": request.version},
+    )
+
+
+@task(name="register-version", **IO_TASK)
+def register_task(principal: Principal, request: RegistrationRequest) -> RegistrationOutcome:
+    return register(principal, request)
