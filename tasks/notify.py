@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from mlops.errors import InvalidInput, MlopsError, TransientError
+
+# httpx logs every request's full URL at INFO, and webhook URLs carry tokens: keep those loggers quiet.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)

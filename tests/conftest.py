@@ -22,4 +22,5 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.s3",
     "tests.fixtures.prefect",
+    "tests.fixtures.peers",
 ]

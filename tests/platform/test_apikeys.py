@@ -1,0 +1,152 @@
+"""API keys: shown once, stored as a hash, verified with expiry, revocation and scopes; refusals audited."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, pool, text
+
+from mlops import apikeys
+from mlops.auth import resolve_principal
+from mlops.errors import InvalidInput, NotFound, PermissionDenied
+
+
+def rows(url: str, sql: str, **params):
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        result = conn.execute(text(sql), params).mappings().all()
+    engine.dispose()
+    return result
+
+
+@pytest.fixture
+def admin(tenants_db):
+    url, alpha, _ = tenants_db
+    return resolve_principal(organization="alpha", as_email="admin@alpha.example")
+
+
+class TestKeyMaterial:
+    def test_generated_key_is_stored_only_as_its_hash(self):
+        plaintext, prefix, digest = apikeys.generate_key()
+        assert plaintext.startswith("mlk_") and len(plaintext) > 40
+        assert plaintext.startswith(prefix) and len(prefix) == 12
+        assert digest == apikeys.hash_key(plaintext) and plaintext not in digest
+
+    @pytest.mark.parametrize(
+        ("active", "expires", "deleted", "reason"),
+        [
+            (False, None, None, "revoked"),
+            (True, datetime(2020, 1, 1, tzinfo=UTC), None, "expired"),
+            (True, None, datetime(2020, 1, 1, tzinfo=UTC), "deleted"),
+            (None, None, None, None),
+        ],
+    )
+    def test_refusal_reasons(self, active, expires, deleted, reason):
+        got = apikeys.key_refusal(is_active=active, expires_at=expires, deleted_at=deleted, now=datetime.now(UTC))
+        assert (got is None) if reason is None else (reason in got)
+
+
+class TestCreateAndAuthenticate:
+    def test_create_prints_once_and_stores_the_hash(self, tenants_db, admin):
+        url, alpha, _ = tenants_db
+        plaintext, info = apikeys.create_key(
+            admin, user_email="developer@alpha.example", name="ci", scopes=["models:promote"]
+        )
+        stored = rows(url, "SELECT key_hash, key_prefix, permissions FROM api_keys WHERE id = :id", id=info.id)[0]
+        assert stored["key_hash"] == apikeys.hash_key(plaintext)
+        assert plaintext not in str(dict(stored))
+        assert stored["permissions"] == {"scopes": ["models:promote"]}
+        audit = rows(url, "SELECT action, details FROM audit_logs WHERE resource_id = :id", id=info.id)
+        assert audit[0]["action"] == "api_key.create" and plaintext not in str(audit[0]["details"])
+
+    def test_key_authenticates_as_its_user_with_its_scopes_and_records_use(self, tenants_db, admin):
+        url, alpha, _ = tenants_db
+        plaintext, info = apikeys.create_key(
+            admin, user_email="developer@alpha.example", name="ci", scopes=["models:promote:staging"]
+        )
+        principal = resolve_principal(organization="alpha", api_key=plaintext)
+        assert principal.email == "developer@alpha.example" and principal.org_role == "developer"
+        assert principal.scopes == frozenset({"models:promote:staging"}) and principal.api_key_id == info.id
+        assert rows(url, "SELECT last_used_at FROM api_keys WHERE id = :id", id=info.id)[0]["last_used_at"] is not None
+
+    def test_unknown_key_is_refused(self, tenants_db):
+        with pytest.raises(PermissionDenied, match="invalid API key"):
+            resolve_principal(organization="alpha", api_key="mlk_" + "x" * 43)
+
+    def test_expired_key_is_refused_and_the_refusal_audited(self, tenants_db, admin):
+        url, _, _ = tenants_db
+        plaintext, info = apikeys.create_key(
+            admin,
+            user_email="developer@alpha.example",
+            name="old",
+            scopes=["models:read"],
+            expires_at=datetime.now(UTC) - timedelta(minutes=1),
+        )
+        with pytest.raises(PermissionDenied, match="expired"):
+            resolve_principal(organization="alpha", api_key=plaintext)
+        audit = rows(url, "SELECT action FROM audit_logs WHERE resource_id = :id ORDER BY created_at", id=info.id)
+        assert [a["action"] for a in audit] == ["api_key.create", "api_key.use.denied"]
+        assert rows(url, "SELECT last_used_at FROM api_keys WHERE id = :id", id=info.id)[0]["last_used_at"] is None
+
+    def test_revoked_key_is_refused(self, tenants_db, admin):
+        plaintext, info = apikeys.create_key(admin, user_email="developer@alpha.example", name="x", scopes=["*"])
+        apikeys.revoke_key(admin, key_prefix=info.key_prefix)
+        with pytest.raises(PermissionDenied, match="revoked"):
+            resolve_principal(organization="alpha", api_key=plaintext)
+
+    def test_soft_deleted_key_is_refused(self, tenants_db, admin):
+        url, _, _ = tenants_db
+        plaintext, info = apikeys.create_key(admin, user_email="developer@alpha.example", name="x", scopes=["*"])
+        engine = create_engine(url, poolclass=pool.NullPool)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE api_keys SET deleted_at = now() WHERE id = :id"), {"id": info.id})
+        engine.dispose()
+        with pytest.raises(PermissionDenied, match="deleted"):
+            resolve_principal(organization="alpha", api_key=plaintext)
+
+    def test_key_of_another_organization_is_refused(self, tenants_db, admin):
+        plaintext, _ = apikeys.create_key(admin, user_email="developer@alpha.example", name="x", scopes=["*"])
+        with pytest.raises(PermissionDenied, match="belongs to organization 'alpha', not 'beta'"):
+            resolve_principal(organization="beta", api_key=plaintext)
+
+    def test_only_admins_make_keys_for_others(self, tenants_db):
+        developer = resolve_principal(organization="alpha", as_email="developer@alpha.example")
+        with pytest.raises(PermissionDenied):
+            apikeys.create_key(developer, user_email="viewer@alpha.example", name="x", scopes=["models:read"])
+        _, info = apikeys.create_key(
+            developer, user_email="developer@alpha.example", name="mine", scopes=["models:read"]
+        )
+        assert info.user_email == "developer@alpha.example"
+
+    def test_unknown_scope_is_bad_input(self, tenants_db, admin):
+        with pytest.raises(InvalidInput, match="unknown scope"):
+            apikeys.create_key(admin, user_email="developer@alpha.example", name="x", scopes=["root"])
+
+    def test_revoking_an_unknown_prefix(self, tenants_db, admin):
+        with pytest.raises(NotFound):
+            apikeys.revoke_key(admin, key_prefix="mlk_nothere")
+
+
+class TestIdentity:
+    def test_non_member_is_refused(self, tenants_db):
+        with pytest.raises(PermissionDenied, match="not a member of organization 'beta'"):
+            resolve_principal(organization="beta", as_email="admin@alpha.example")
+
+    def test_unknown_organization(self, tenants_db):
+        with pytest.raises(NotFound, match="unknown organization 'gamma'"):
+            resolve_principal(organization="gamma", as_email="admin@alpha.example")
+
+    def test_no_identity_is_bad_input(self, tenants_db):
+        with pytest.raises(InvalidInput, match="no identity"):
+            resolve_principal(organization="alpha")
+
+    def test_suspended_organization_is_refused_on_demand(self, tenants_db):
+        url, _, _ = tenants_db
+        engine = create_engine(url, poolclass=pool.NullPool)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE organizations SET subscription_status = 'suspended' WHERE slug = 'alpha'"))
+        engine.dispose()
+        with pytest.raises(PermissionDenied, match="suspended"):
+            resolve_principal(organization="alpha", as_email="admin@alpha.example")
+        assert resolve_principal(organization="alpha", as_email="admin@alpha.example", on_demand=False)
