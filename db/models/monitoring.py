@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Double, ForeignKey, Index, String, Text, func, text
+from sqlalchemy import Boolean, Double, ForeignKey, Index, String, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, check_in, created_at, jsonb_object, updated_at, uuid_pk
@@ -35,8 +35,17 @@ class ModelMonitoring(Base):
 
 
 class DataDriftReport(Base):
+    """A drift analysis of one deployment over one window.
+
+    Addition to the spec, for the drift detection flow: a unique key on (deployment, period_start, period_end),
+    so a rerun for the same window updates its report instead of adding a second one.
+    """
+
     __tablename__ = "data_drift_reports"
-    __table_args__ = (Index(None, "deployment_id", "period_end"),)
+    __table_args__ = (
+        Index(None, "deployment_id", "period_end"),
+        UniqueConstraint("deployment_id", "period_start", "period_end"),
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
@@ -51,12 +60,24 @@ class DataDriftReport(Base):
 
 
 class Alert(Base):
+    """An alert on a deployment (or organization-wide).
+
+    Addition to the spec, for the drift detection flow: at most one unresolved `data_drift` alert per
+    deployment (a partial unique index), so a drifting deployment's alert is updated, never duplicated.
+    """
+
     __tablename__ = "alerts"
     __table_args__ = (
         check_in("alert_type", ALERT_TYPES),
         check_in("severity", SEVERITIES),
         check_in("status", ALERT_STATUSES),
         Index("idx_alerts_org_status", "organization_id", "status"),
+        Index(
+            "uq_alerts__one_unresolved_drift_alert",
+            "deployment_id",
+            unique=True,
+            postgresql_where=text("alert_type = 'data_drift' AND status <> 'resolved'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
