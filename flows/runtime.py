@@ -60,6 +60,22 @@ def call(task_obj: Any, *args: Any, **kwargs: Any) -> Any:
     raise AssertionError("unreachable")
 
 
+def map_calls(task_obj: Any, items: list[Any], *args: Any, max_workers: int = 4) -> list[Any]:
+    """`task_obj(item, *args)` for every item, concurrently: Prefect `map` inside a flow run (bounded by the flow's
+    task runner), a bounded thread pool outside one. Results in the order of `items`."""
+    if not items:
+        return []
+    if in_flow_run():
+        from prefect import unmapped
+
+        futures = task_obj.map(items, *[unmapped(a) for a in args])
+        return [future.result() for future in futures]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(items)))) as pool:
+        return list(pool.map(lambda item: call(task_obj, item, *args), items))
+
+
 def logger() -> logging.Logger | logging.LoggerAdapter:
     """The Prefect run logger inside a run, the `mlops.flows` logger outside."""
     if in_flow_run():

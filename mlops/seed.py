@@ -37,6 +37,7 @@ from db.session import system_session
 from mlops import sample_data
 from mlops.channels import seal
 from mlops.secrets import secret_box
+from mlops.storage import open_store
 from tasks.registry import artifact_key
 
 ORG = "acme"
@@ -104,8 +105,6 @@ class SeedSummary:
 
 def seed_demo() -> SeedSummary:
     """Load the demo organization; returns what was created (nothing on a second run)."""
-    from mlops.storage import open_store
-
     summary = SeedSummary()
     store = open_store()
     artifacts = {v: _put(store, sample_data.model_artifact(v), v) for v in VERSIONS}

@@ -20,6 +20,7 @@ from mlops.access import Action, Principal, require
 from mlops.audit import record_audit, record_refusal
 from mlops.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from mlops.outbox import emit_event
+from mlops.storage import open_store, resolve
 from tasks.common import IO_TASK
 from tasks.registry import artifact_key, validate_version
 
@@ -86,7 +87,6 @@ def register(principal: Principal, request: RegistrationRequest) -> Registration
     Creates the model when new (needs model type and framework; honours the plan's `max_models`). The same
     version with the same artifact is a no-op; with a different artifact, a Conflict.
     """
-    from mlops.storage import open_store, resolve
 
     validate_version(request.version)
     validate_metrics(request.metrics, "metrics")

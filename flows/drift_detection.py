@@ -1,0 +1,113 @@
+"""Flow `detect-drift`: every active deployment with drift monitoring, over the schedule's last interval."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import Field
+
+from flows.runtime import call, logger, map_calls, publish_markdown, publish_table
+from mlops.access import Action, require
+from mlops.audit import record_refusal
+from mlops.auth import resolve_principal
+from mlops.errors import PermissionDenied
+from tasks.drift_detection import DriftOutcome, detect_deployment_drift, explicit_window, list_targets
+
+MAX_CONCURRENT_DEPLOYMENTS = 4
+
+
+@flow(name="detect-drift", task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_DEPLOYMENTS), log_prints=False)
+def detect_drift(
+    organization: Annotated[str | None, Field(description="Only this organization (slug)")] = None,
+    deployment: Annotated[str | None, Field(description="Only this deployment: ORG/PROJECT/DEPLOYMENT")] = None,
+    environment: Annotated[str | None, Field(description="Environment of --deployment")] = None,
+    start: Annotated[datetime | None, Field(description="Window start (default: the last interval)")] = None,
+    end: Annotated[datetime | None, Field(description="Window end (default: the run's scheduled time)")] = None,
+    actor: Annotated[str | None, Field(description="E-mail of a user running it on demand; none: the system")] = None,
+) -> dict[str, Any]:
+    """Compare each deployment's logged inputs over the window with its reference dataset, column by column
+    (Evidently's default tests), then write the report, the HTML page, and on drift the alert and its event."""
+    log = logger()
+    window = explicit_window(start, end)
+    scheduled = _scheduled_time()
+    principal = _on_demand_principal(organization, deployment, actor)
+    targets, notes = call(list_targets, organization, deployment, environment)
+    for note in notes:
+        log.info(note)
+    if principal is not None:
+        for target in targets:
+            _require_drift_run(principal, target)
+    log.info("analysing %d deployment(s)", len(targets))
+    outcomes: list[DriftOutcome] = map_calls(
+        detect_deployment_drift, targets, window, scheduled, principal, max_workers=MAX_CONCURRENT_DEPLOYMENTS
+    )
+    for outcome in outcomes:
+        (log.warning if outcome.status == "failed" else log.info)(
+            "%s: %s — %s", outcome.deployment, outcome.status, outcome.message
+        )
+        if outcome.columns:
+            publish_table(
+                [
+                    {k: c[k] for k in ("column", "method", "score", "threshold", "drifted", "error")}
+                    for c in outcome.columns
+                ],
+                key=f"drift-{outcome.deployment}",
+                description=f"Data drift of {outcome.deployment}, {outcome.window[0]} to {outcome.window[1]}: "
+                f"{outcome.message}. HTML report: {outcome.report_uri}",
+            )
+    publish_markdown(_summary(outcomes, notes), key="drift-summary", description="Drift detection run")
+    return {
+        "deployments": len(outcomes),
+        "drift_detected": sum(1 for o in outcomes if o.drift_detected),
+        "failed": sum(1 for o in outcomes if o.status == "failed"),
+        "skipped_organizations": notes,
+        "outcomes": [o.to_json() for o in outcomes],
+    }
+
+
+def _scheduled_time() -> datetime:
+    """The flow run's scheduled start (Prefect), or now for a run outside Prefect."""
+    from flows.runtime import in_flow_run
+
+    if in_flow_run():
+        from prefect.runtime import flow_run
+
+        scheduled = flow_run.scheduled_start_time
+        if scheduled is not None:
+            return datetime.fromtimestamp(scheduled.timestamp(), tz=UTC)
+    return datetime.now(UTC)
+
+
+def _on_demand_principal(organization: str | None, deployment: str | None, actor: str | None):
+    """The user (or API key) running it on demand, or None for the scheduler acting as the system."""
+    api_key = os.environ.get("MLOPS_API_KEY")
+    if not actor and not api_key:
+        return None
+    org = organization or (deployment.split("/")[0] if deployment else None)
+    return resolve_principal(organization=org, as_email=actor, api_key=api_key)
+
+
+def _require_drift_run(principal, target) -> None:
+    if principal.organization_id != target.organization_id:
+        raise PermissionDenied(f"{principal.display} does not belong to organization '{target.organization}'")
+    try:
+        require(principal, Action.DRIFT_RUN, target.project_id, what=f"{target.project}/{target.deployment}")
+    except PermissionDenied as exc:
+        record_refusal(principal, action="data_drift_report.write", resource_type="deployment",
+                       resource_id=target.deployment_id, reason=str(exc))  # fmt: skip
+        raise
+
+
+def _summary(outcomes: list[DriftOutcome], notes: list[str]) -> str:
+    lines = ["# Drift detection", "", "| deployment | status | result | report |", "|---|---|---|---|"]
+    for o in outcomes:
+        link = f"`{o.report_uri}`" if o.report_uri else ""
+        lines.append(f"| {o.deployment} | {o.status} | {o.message} | {link} |")
+    if not outcomes:
+        lines.append("| (no deployment has drift monitoring configured) | | | |")
+    lines += [f"\n_{note}_" for note in notes]
+    return "\n".join(lines) + "\n"

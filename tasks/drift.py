@@ -1,0 +1,743 @@
+"""Data drift statistics: per-column tests and the dataset verdict, matching Evidently 0.7.23's defaults.
+
+Pure numpy/scipy functions, no I/O. Every per-column result (test chosen, score, threshold, verdict) is the
+one Evidently 0.7.23's `Report([DataDriftPreset(...)])` gives for the same frames (its `ValueDrift` metrics);
+the tests in `tests/tasks/test_drift_stats.py` check this against Evidently itself. Evidently is never
+imported here: it is a dev-only dependency.
+
+What Evidently does, and what this module does:
+
+* Column types, when not given, are inferred like `evidently.Dataset.from_pandas` (its `infer_column_type`)
+  infers them, from the *current* frame (Evidently's data definition is the current dataset's): float ->
+  numerical; int -> categorical when at most 10 distinct values, else numerical; bool and `category` ->
+  categorical; `object`/`string` holding strings -> categorical, or text when more than half of the non-missing
+  values are distinct; anything else (datetime, nullable `Int64`/`Float64`/`boolean`, lists, all-missing
+  `object`) is not analysed. Text columns are not analysed here (Evidently trains a classifier on them).
+* Missing (NaN, None, NA) and infinite values are dropped from each side before testing.
+* The default test depends on the column type, the number of reference values left (<= 1000 or more) and the
+  number of distinct values of both sides together (`registry._get_default_stattest`): numerical, <= 1000 rows:
+  chi-square if 3-5 distinct values, Z-test if <= 2, else Kolmogorov-Smirnov; numerical, > 1000 rows:
+  Jensen-Shannon if <= 5 distinct values, else normed Wasserstein; categorical: chi-square (> 2 distinct) or
+  Z-test (<= 1000 rows), Jensen-Shannon (> 1000 rows).
+* Tests and default thresholds: `ks` p-value 0.05, drift if p <= threshold; `chisquare` (goodness of fit of the
+  current counts against the reference counts scaled to the current size) and `z` (two-proportion Z-test of
+  "not the smallest value") p-values 0.05, drift if p < threshold; `wasserstein` (divided by
+  max(std of reference, 0.001)), `jensenshannon` and `psi` distances 0.1, drift if distance >= threshold.
+  `jensenshannon` and `psi` bin numerical columns with more than 20 distinct reference values on Sturges bins
+  over both sides, others by value; `psi` replaces empty bins by min(non-empty share) / 1e6 when that share is
+  <= 1e-4, else by 1e-4, per side.
+* Allowed overrides per type are Evidently's: numerical `ks`, `wasserstein`, `jensenshannon`, `psi`;
+  categorical `chisquare`, `z`, `jensenshannon`, `psi` (Evidently raises `StatTestInvalidFeatureTypeError`
+  otherwise; here `InvalidInput`).
+* Where Evidently raises for one column and so fails the whole report (no values left on one side, a column
+  missing from the reference, non-numeric values in a numerical column), the column gets an `error` here and
+  the other columns are still computed. A column only in the reference, which Evidently silently skips, gets
+  an `error` too. A constant column is not an error: Evidently gives a result (Z-test p-value 1, distance 0,
+  or Wasserstein over the 0.001 floor) and so does this module.
+
+Scores equal Evidently's to the last few bits: the same formulas run on the same numbers, except that sums
+over categories may be taken in a different order (Evidently's own order depends on Python's string hashing).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.spatial import distance
+
+from mlops.errors import InvalidInput
+
+ColumnType = Literal["num", "cat"]
+COLUMN_TYPES: tuple[ColumnType, ...] = ("num", "cat")
+
+# Evidently's small-sample boundary: <= 1000 reference values use p-value tests.
+SMALL_SAMPLE_ROWS = 1000
+# Evidently's `INTEGER_CARDINALITY_LIMIT`: integer columns with at most this many distinct values are categorical.
+INTEGER_CARDINALITY_LIMIT = 10
+# Numerical columns with more distinct reference values than this are binned (Sturges) for PSI/Jensen-Shannon.
+BINNING_MIN_UNIQUE = 20
+# Threads pay off above this many values (reference + current) per dataset.
+PARALLEL_MIN_VALUES = 1_000_000
+
+
+@dataclass(frozen=True)
+class StatTest:
+    """One of Evidently's drift tests: its name, default threshold, verdict rule and allowed column types."""
+
+    name: str
+    default_threshold: float
+    rule: Literal["p<=", "p<", ">="]
+    column_types: tuple[ColumnType, ...]
+
+    def drifted(self, score: float, threshold: float) -> bool:
+        """Evidently's verdict for `score` against `threshold` (False for a NaN score)."""
+        if self.rule == "p<=":
+            return bool(score <= threshold)
+        if self.rule == "p<":
+            return bool(score < threshold)
+        return bool(score >= threshold)
+
+
+STAT_TESTS: dict[str, StatTest] = {
+    "ks": StatTest("ks", 0.05, "p<=", ("num",)),
+    "chisquare": StatTest("chisquare", 0.05, "p<", ("cat",)),
+    "z": StatTest("z", 0.05, "p<", ("cat",)),
+    "wasserstein": StatTest("wasserstein", 0.1, ">=", ("num",)),
+    "jensenshannon": StatTest("jensenshannon", 0.1, ">=", ("num", "cat")),
+    "psi": StatTest("psi", 0.1, ">=", ("num", "cat")),
+}
+METHODS: tuple[str, ...] = tuple(STAT_TESTS)
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """The drift verdict of one column. `error` set means no test ran: then `drifted` is False, `score` NaN."""
+
+    column: str
+    column_type: ColumnType
+    method: str  # "" when an error stopped the test before it could be chosen
+    score: float
+    threshold: float
+    drifted: bool
+    reference_count: int  # non-missing, finite values used
+    current_count: int
+    reference_missing: int  # NaN/None/NA/±inf dropped
+    current_missing: int
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (NaN and infinities become None)."""
+        return {
+            "column": self.column,
+            "column_type": self.column_type,
+            "method": self.method,
+            "score": _json_float(self.score),
+            "threshold": _json_float(self.threshold),
+            "drifted": self.drifted,
+            "reference_count": self.reference_count,
+            "current_count": self.current_count,
+            "reference_missing": self.reference_missing,
+            "current_missing": self.current_missing,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class DatasetDrift:
+    """Per-column results and the dataset verdict: drifted share of the columns without error >= threshold."""
+
+    columns: tuple[ColumnDrift, ...]
+    drift_share: float
+    drift_threshold: float
+    dataset_drift: bool
+    number_of_columns: int
+    number_of_drifted_columns: int
+
+    @property
+    def number_of_failed_columns(self) -> int:
+        """Columns that have an `error` (not counted in `drift_share`)."""
+        return sum(1 for c in self.columns if c.error is not None)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict of the verdict and every column."""
+        return {
+            "drift_share": _json_float(self.drift_share),
+            "drift_threshold": _json_float(self.drift_threshold),
+            "dataset_drift": self.dataset_drift,
+            "number_of_columns": self.number_of_columns,
+            "number_of_drifted_columns": self.number_of_drifted_columns,
+            "number_of_failed_columns": self.number_of_failed_columns,
+            "columns": [c.to_json() for c in self.columns],
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Column type inference (evidently.core.datasets.infer_column_type)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def infer_column_type(values: pd.Series) -> Literal["num", "cat", "text", "datetime", "list", "unknown"]:
+    """Evidently's type of one column from its dtype and values (`evidently.core.datasets.infer_column_type`)."""
+    name = values.dtype.name
+    if name.startswith("float"):
+        return "num"
+    if name.startswith("int"):
+        return "cat" if values.nunique() <= INTEGER_CARDINALITY_LIMIT else "num"
+    if name in ("string", "str"):
+        return "text" if values.nunique() > values.count() * 0.5 else "cat"
+    if name == "object":
+        present = values.dropna()
+        if present.size == 0:
+            return "unknown"
+        first, last = present.iloc[0], present.iloc[-1]
+        if isinstance(first, str) and isinstance(last, str):
+            return "text" if present.nunique() > present.size * 0.5 else "cat"
+        if isinstance(first, list | tuple) and isinstance(last, list | tuple):
+            return "list"
+        return "unknown"
+    if name in ("bool", "category"):
+        return "cat"
+    if name.startswith("datetime"):
+        return "datetime"
+    return "unknown"
+
+
+def infer_column_types(reference: pd.DataFrame, current: pd.DataFrame | None = None) -> dict[str, ColumnType]:
+    """The numerical and categorical columns as Evidently infers them, in frame order.
+
+    Evidently's report takes its data definition from the current frame, so when `current` is given its
+    columns are typed from `current`; columns only in `reference` are typed from `reference` and come last.
+    Columns Evidently would type as text, datetime, list or unknown are left out.
+    """
+    frames = [reference] if current is None else [current, reference]
+    result: dict[str, ColumnType] = {}
+    seen: set[Any] = set()
+    for frame in frames:
+        for label in frame.columns:
+            if label in seen:
+                continue
+            seen.add(label)
+            kind = infer_column_type(frame[label])
+            if kind in COLUMN_TYPES:
+                result[str(label)] = kind  # type: ignore[assignment]
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pure statistics helpers (each reproduces one piece of evidently.legacy.calculations.stattests)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def evidently_std(values: np.ndarray) -> float:
+    """Population standard deviation computed as pandas does it (`np.std` of a Series, ddof=0)."""
+    floats = values.astype(np.float64) if values.dtype.kind in "iub" else values
+    avg = floats.sum(dtype=np.float64) / floats.size
+    return float(np.sqrt(((avg - floats) ** 2).sum(dtype=np.float64) / floats.size))
+
+
+def normed_wasserstein(reference_sorted: np.ndarray, current_sorted: np.ndarray, reference_std: float) -> float:
+    """First Wasserstein distance of two sorted samples divided by max(reference std, 0.001).
+
+    Bit-identical to `scipy.stats.wasserstein_distance` on the same values (which Evidently calls): the CDFs
+    are evaluated on the merged sorted values; where values tie the step width is 0, so counting by position
+    gives the same integral. Buffers are reused, so the peak is about four arrays of both sides' size.
+    """
+    u = reference_sorted.astype(np.float64, copy=False)
+    v = current_sorted.astype(np.float64, copy=False)
+    merged = np.concatenate((u, v))
+    order = np.argsort(merged, kind="stable")  # two sorted runs: a linear merge
+    sorted_ = np.take(merged, order)
+    deltas = np.subtract(sorted_[1:], sorted_[:-1], out=merged[:-1])
+    from_u = order[:-1] < u.size
+    counts = np.cumsum(from_u, dtype=np.int32 if merged.size < 2**31 else np.int64)
+    u_cdf = np.divide(counts, u.size, out=sorted_[:-1])
+    np.logical_not(from_u, out=from_u)
+    np.cumsum(from_u, dtype=counts.dtype, out=counts)
+    v_cdf = np.divide(counts, v.size, out=order.view(np.float64)[:-1])
+    np.abs(np.subtract(u_cdf, v_cdf, out=u_cdf), out=u_cdf)
+    return float(np.vecdot(u_cdf, deltas)) / max(reference_std, 0.001)
+
+
+def sturges_bin_edges(minimum: Any, maximum: Any, size: int, dtype: np.dtype[Any]) -> np.ndarray:
+    """`np.histogram_bin_edges(data, bins="sturges")` from the data's min, max, size and dtype alone."""
+    dt = np.dtype(dtype)
+    low, high = dt.type(minimum), dt.type(maximum)
+    first, last = low, high
+    if first == last:
+        first, last = first - 0.5, last + 0.5
+    width = _unsigned_subtract(high, low) / (np.log2(size) + 1.0)
+    if width:
+        if np.issubdtype(dt, np.integer) and width < 1:
+            width = 1
+        n_bins = int(np.ceil(_unsigned_subtract(last, first) / width))
+    else:
+        n_bins = 1
+    bin_type = np.result_type(first, last, np.empty(0, dt))
+    if np.issubdtype(bin_type, np.integer):
+        bin_type = np.result_type(bin_type, float)
+    return np.linspace(first, last, n_bins + 1, endpoint=True, dtype=bin_type)
+
+
+def histogram_counts(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """`np.histogram(values, edges)[0]` for already sorted values (last bin closed on the right)."""
+    cumulative = np.concatenate(
+        (sorted_values.searchsorted(edges[:-1], "left"), sorted_values.searchsorted(edges[-1:], "right"))
+    )
+    return np.diff(cumulative)
+
+
+def fill_empty_bins(percents: np.ndarray) -> np.ndarray:
+    """Evidently's PSI epsilon: empty bins get min(non-empty share) / 1e6 if that is <= 1e-4, else 1e-4."""
+    smallest = percents[percents != 0].min()
+    fill = smallest / 10**6 if smallest <= 0.0001 else 0.0001
+    return np.where(percents == 0, fill, percents)
+
+
+def psi_value(reference_percents: np.ndarray, current_percents: np.ndarray) -> float:
+    """Population stability index of two share vectors over the same bins, empty bins filled first."""
+    ref = fill_empty_bins(reference_percents)
+    cur = fill_empty_bins(current_percents)
+    return float(np.sum((ref - cur) * np.log(ref / cur)))
+
+
+def jensenshannon_value(reference_percents: np.ndarray, current_percents: np.ndarray) -> float:
+    """Jensen-Shannon distance (natural log) of two share vectors over the same bins."""
+    return float(distance.jensenshannon(reference_percents, current_percents))
+
+
+def chisquare_p_value(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """Goodness of fit of the current counts against the reference counts scaled to the current total."""
+    k_norm = int(current_counts.sum()) / int(reference_counts.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(stats.chisquare(current_counts, reference_counts * k_norm)[1])
+
+
+def z_test_p_value(reference_others: int, reference_count: int, current_others: int, current_count: int) -> float:
+    """Two-sided two-proportion Z-test p-value of the share of values that are not the smallest value."""
+    n1, n2 = reference_count, current_count
+    p1 = float(reference_others) / n1
+    p2 = float(current_others) / n2
+    pooled = float(p1 * n1 + p2 * n2) / (n1 + n2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
+    return float(2 * (1 - stats.norm.cdf(np.abs(z))))
+
+
+def default_method(column_type: ColumnType, reference_count: int, n_unique: int) -> str:
+    """Evidently's default test from the column type, reference values and distinct values of both sides."""
+    if reference_count <= SMALL_SAMPLE_ROWS:
+        if column_type == "num" and n_unique > 5:
+            return "ks"
+        return "chisquare" if n_unique > 2 else "z"
+    if column_type == "num" and n_unique > 5:
+        return "wasserstein"
+    return "jensenshannon"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Prepared samples
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Numeric:
+    """Finite values of both sides of a numerical column, in original and sorted order."""
+
+    reference: np.ndarray
+    current: np.ndarray
+    reference_sorted: np.ndarray
+    current_sorted: np.ndarray
+
+    def n_unique(self, cap: int) -> int:
+        """Distinct values of both sides together, exact up to `cap`, else `cap + 1`."""
+        ref_n = _sorted_nunique(self.reference_sorted)
+        cur_n = _sorted_nunique(self.current_sorted)
+        if ref_n > cap or cur_n > cap:
+            return cap + 1
+        return int(np.union1d(self.reference_sorted, self.current_sorted).size)
+
+    def value_counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Distinct values of both sides (sorted) and each side's count of each."""
+        keys = np.union1d(_sorted_unique(self.reference_sorted), _sorted_unique(self.current_sorted))
+        return keys, _counts_of(self.reference_sorted, keys), _counts_of(self.current_sorted, keys)
+
+
+@dataclass(frozen=True)
+class _Categorical:
+    """Distinct non-missing values of both sides and each side's count of each."""
+
+    keys: np.ndarray
+    reference_counts: np.ndarray
+    current_counts: np.ndarray
+
+
+def _numeric_values(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Finite values (original order) and the number dropped."""
+    if values.dtype.kind == "b":
+        values = values.astype(np.int64)
+    if values.dtype.kind != "f":
+        return values, 0
+    finite = np.isfinite(values)
+    kept = int(np.count_nonzero(finite))
+    if kept == values.size:
+        return values, 0
+    return values[finite], values.size - kept
+
+
+def _categorical_sample(reference: np.ndarray, current: np.ndarray) -> tuple[_Categorical, int, int]:
+    """Counts per distinct value over both sides (NaN/None/NA and ±inf dropped) and the missing counts."""
+    combined = _concat_for_factorize(reference, current)
+    codes, uniques = pd.factorize(combined, use_na_sentinel=True)
+    uniques = np.asarray(uniques)
+    infinite = _infinite_mask(uniques)
+    n_keys = uniques.size
+    if infinite.any():
+        keep = ~infinite
+        remap = np.full(n_keys + 1, -1, dtype=np.int64)
+        remap[:n_keys][keep] = np.arange(int(keep.sum()))
+        codes = remap[codes]  # code -1 (missing) reads the trailing -1
+        uniques = uniques[keep]
+        n_keys = uniques.size
+    ref_codes, cur_codes = codes[: reference.size], codes[reference.size :]
+    ref_valid, cur_valid = ref_codes[ref_codes >= 0], cur_codes[cur_codes >= 0]
+    sample = _Categorical(
+        keys=uniques,
+        reference_counts=np.bincount(ref_valid, minlength=n_keys),
+        current_counts=np.bincount(cur_valid, minlength=n_keys),
+    )
+    return sample, reference.size - ref_valid.size, current.size - cur_valid.size
+
+
+def _concat_for_factorize(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Both sides in one array, so one factorization gives shared codes (numbers stay numbers)."""
+    both_numeric = reference.dtype.kind in "iufb" and current.dtype.kind in "iufb"
+    if both_numeric or (reference.dtype == current.dtype and reference.dtype.kind != "O"):
+        return np.concatenate((reference, current))
+    return np.concatenate((reference.astype(object, copy=False), current.astype(object, copy=False)))
+
+
+def _infinite_mask(uniques: np.ndarray) -> np.ndarray:
+    if uniques.dtype.kind == "f":
+        return np.isinf(uniques)
+    if uniques.dtype.kind == "O":
+        return pd.Series(uniques, dtype=object).isin([np.inf, -np.inf]).to_numpy()
+    return np.zeros(uniques.size, dtype=bool)
+
+
+def _sorted_nunique(sorted_values: np.ndarray) -> int:
+    if sorted_values.size == 0:
+        return 0
+    return 1 + int(np.count_nonzero(sorted_values[1:] != sorted_values[:-1]))
+
+
+def _sorted_unique(sorted_values: np.ndarray) -> np.ndarray:
+    if sorted_values.size == 0:
+        return sorted_values
+    first = np.empty(sorted_values.size, dtype=bool)
+    first[0] = True
+    np.not_equal(sorted_values[1:], sorted_values[:-1], out=first[1:])
+    return sorted_values[first]
+
+
+def _counts_of(sorted_values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    return sorted_values.searchsorted(keys, "right") - sorted_values.searchsorted(keys, "left")
+
+
+def _unsigned_subtract(a: Any, b: Any) -> Any:
+    """numpy's `_unsigned_subtract`: a - b without signed-integer overflow."""
+    dt = np.result_type(a, b)
+    if np.issubdtype(dt, np.signedinteger):
+        unsigned = np.dtype(f"u{dt.itemsize}")
+        return np.subtract(np.asarray(a, dtype=dt), np.asarray(b, dtype=dt), casting="unsafe", dtype=unsigned)
+    return np.subtract(a, b, dtype=dt)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One column
+# ---------------------------------------------------------------------------------------------------------
+
+
+def column_drift(
+    column: str,
+    reference: pd.Series | np.ndarray,
+    current: pd.Series | np.ndarray,
+    *,
+    column_type: ColumnType,
+    method: str | None = None,
+    threshold: float | None = None,
+) -> ColumnDrift:
+    """Drift of one column: Evidently's default test for the data unless `method` names one, and its verdict.
+
+    Returns a `ColumnDrift` with `error` set (no exception) when a side has no usable values or a numerical
+    column holds non-numeric values. Raises `InvalidInput` for an unknown column type, an unknown method, a
+    method Evidently does not allow for the column type, or a NaN threshold.
+    """
+    _check_options(str(column), column_type, method, threshold)
+    return _column_drift(
+        str(column), _as_array(reference, column_type), _as_array(current, column_type), column_type, method, threshold
+    )
+
+
+def _check_options(column: str, column_type: str, method: str | None, threshold: float | None) -> None:
+    if column_type not in COLUMN_TYPES:
+        raise InvalidInput(f"column {column!r}: unknown column type {column_type!r}; allowed: 'num', 'cat'")
+    if method is not None:
+        test = STAT_TESTS.get(method)
+        if test is None:
+            raise InvalidInput(f"column {column!r}: unknown drift method {method!r}; allowed: {', '.join(METHODS)}")
+        if column_type not in test.column_types:
+            allowed = [name for name, t in STAT_TESTS.items() if column_type in t.column_types]
+            raise InvalidInput(
+                f"column {column!r}: drift method {method!r} does not apply to "
+                f"{'numerical' if column_type == 'num' else 'categorical'} columns; allowed: {', '.join(allowed)}"
+            )
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or math.isnan(threshold)
+    ):
+        raise InvalidInput(f"column {column!r}: drift threshold must be a number, got {threshold!r}")
+
+
+def _as_array(values: pd.Series | np.ndarray | Sequence[Any], column_type: str) -> np.ndarray:
+    if isinstance(values, pd.Series | pd.Index):
+        dtype = values.dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            return np.asarray(values)
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+            if column_type == "num" and pd.api.types.is_numeric_dtype(dtype) and dtype.kind in "iufb":
+                return values.to_numpy(dtype=np.float64, na_value=np.nan)
+            return values.to_numpy(dtype=object)
+        return values.to_numpy()
+    return np.asarray(values)
+
+
+def _column_drift(
+    column: str,
+    reference: np.ndarray,
+    current: np.ndarray,
+    column_type: ColumnType,
+    method: str | None,
+    threshold: float | None,
+) -> ColumnDrift:
+    def failed(error: str, ref_n: int = 0, cur_n: int = 0, ref_missing: int = 0, cur_missing: int = 0) -> ColumnDrift:
+        test = STAT_TESTS.get(method or "")
+        limit = threshold if threshold is not None else (test.default_threshold if test else math.nan)
+        return ColumnDrift(
+            column,
+            column_type,
+            method or "",
+            math.nan,
+            float(limit),
+            False,
+            ref_n,
+            cur_n,
+            ref_missing,
+            cur_missing,
+            error,
+        )
+
+    if column_type == "num":
+        for side, values in (("reference", reference), ("current", current)):
+            if values.dtype.kind not in "iufb":
+                return failed(f"values in {side} data are not numeric (dtype {values.dtype})")
+        ref, ref_missing = _numeric_values(reference)
+        cur, cur_missing = _numeric_values(current)
+        counts = (ref.size, cur.size, ref_missing, cur_missing)
+        if ref.size == 0:
+            return failed("no non-missing values in reference data", *counts)
+        if cur.size == 0:
+            return failed("no non-missing values in current data", *counts)
+        sample = _Numeric(ref, cur, np.sort(ref), np.sort(cur))
+        name = method or default_method("num", ref.size, sample.n_unique(cap=5))
+        score = _numeric_score(name, sample)
+    else:
+        cat, ref_missing, cur_missing = _categorical_sample(reference, current)
+        n_ref, n_cur = int(cat.reference_counts.sum()), int(cat.current_counts.sum())
+        counts = (n_ref, n_cur, ref_missing, cur_missing)
+        if n_ref == 0:
+            return failed("no non-missing values in reference data", *counts)
+        if n_cur == 0:
+            return failed("no non-missing values in current data", *counts)
+        name = method or default_method("cat", n_ref, cat.keys.size)
+        try:
+            score = _keyed_score(name, cat.keys, cat.reference_counts, cat.current_counts)
+        except TypeError as exc:  # Evidently's Z-test sorts the values: mixed types cannot be ordered
+            return failed(f"values cannot be ordered for the Z-test: {exc}", *counts)
+    test = STAT_TESTS[name]
+    limit = float(test.default_threshold if threshold is None else threshold)
+    return ColumnDrift(column, column_type, name, score, limit, test.drifted(score, limit), *counts)
+
+
+def _numeric_score(name: str, sample: _Numeric) -> float:
+    if name == "ks":
+        return float(stats.ks_2samp(sample.reference_sorted, sample.current_sorted)[1])
+    if name == "wasserstein":
+        return normed_wasserstein(sample.reference_sorted, sample.current_sorted, evidently_std(sample.reference))
+    if name in ("psi", "jensenshannon") and _sorted_nunique(sample.reference_sorted) > BINNING_MIN_UNIQUE:
+        ref, cur = sample.reference_sorted, sample.current_sorted
+        dtype = np.result_type(ref.dtype, cur.dtype)
+        edges = sturges_bin_edges(min(ref[0], cur[0]), max(ref[-1], cur[-1]), ref.size + cur.size, dtype)
+        ref_percents = histogram_counts(ref, edges) / ref.size
+        cur_percents = histogram_counts(cur, edges) / cur.size
+        return _percent_score(name, ref_percents, cur_percents)
+    keys, ref_counts, cur_counts = sample.value_counts()
+    return _keyed_score(name, keys, ref_counts, cur_counts)
+
+
+def _keyed_score(name: str, keys: np.ndarray, ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
+    n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
+    if name == "chisquare":
+        return chisquare_p_value(ref_counts, cur_counts)
+    if name == "z":
+        if keys.size == 1:  # both sides hold the same single value
+            return 1.0
+        smallest = _smallest_key_index(keys)
+        return z_test_p_value(n_ref - int(ref_counts[smallest]), n_ref, n_cur - int(cur_counts[smallest]), n_cur)
+    return _percent_score(name, ref_counts / n_ref, cur_counts / n_cur)
+
+
+def _smallest_key_index(keys: np.ndarray) -> int:
+    if keys.dtype.kind in "iufb":
+        return int(np.argmin(keys))
+    values = keys.tolist()
+    return values.index(min(values))
+
+
+def _percent_score(name: str, ref_percents: np.ndarray, cur_percents: np.ndarray) -> float:
+    if name == "psi":
+        return psi_value(ref_percents, cur_percents)
+    return jensenshannon_value(ref_percents, cur_percents)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A dataset
+# ---------------------------------------------------------------------------------------------------------
+
+
+def dataset_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    columns: Sequence[str] | None = None,
+    column_types: Mapping[str, ColumnType] | None = None,
+    methods: Mapping[str, str] | None = None,
+    thresholds: Mapping[str, float] | None = None,
+    drift_threshold: float = 0.1,
+    max_workers: int | None = None,
+) -> DatasetDrift:
+    """Drift of every column and the dataset verdict (drifted share of the columns without error >= threshold).
+
+    `columns` defaults to the numerical and categorical columns of `current` as Evidently infers them, then
+    those only in `reference`. `column_types` overrides inferred types, `methods` and `thresholds` give
+    per-column tests and thresholds (Evidently's `per_column_method` / `per_column_threshold`).
+    `max_workers` threads compute columns in parallel (default: one per CPU for large frames, else 1).
+
+    Raises `InvalidInput` for a listed column in neither frame, a listed column whose type cannot be inferred
+    and is not given, options naming columns that are not analysed, unknown or inapplicable methods, a NaN
+    column threshold, a drift threshold outside [0, 1] or `max_workers` < 1.
+    """
+    if not 0.0 <= drift_threshold <= 1.0:
+        raise InvalidInput(f"drift_threshold must be within [0, 1], got {drift_threshold!r}")
+    if max_workers is not None and max_workers < 1:
+        raise InvalidInput(f"max_workers must be at least 1, got {max_workers!r}")
+    column_types = dict(column_types or {})
+    methods = dict(methods or {})
+    thresholds = dict(thresholds or {})
+    ref_labels = {str(label): label for label in reference.columns}
+    cur_labels = {str(label): label for label in current.columns}
+
+    names, types = _select_columns(reference, current, ref_labels, cur_labels, columns, column_types)
+    for option, mapping in (("methods", methods), ("thresholds", thresholds), ("column_types", column_types)):
+        unknown = sorted(set(mapping) - set(names))
+        if unknown:
+            raise InvalidInput(f"{option} names columns that are not analysed: {', '.join(map(repr, unknown))}")
+    for name in names:
+        _check_options(name, types[name], methods.get(name), thresholds.get(name))
+
+    def one(name: str) -> ColumnDrift:
+        in_ref, in_cur = name in ref_labels, name in cur_labels
+        if not (in_ref and in_cur):
+            side = "current" if in_ref else "reference"
+            test = STAT_TESTS.get(methods.get(name, ""))
+            limit = thresholds.get(name, test.default_threshold if test else math.nan)
+            return ColumnDrift(
+                name,
+                types[name],
+                methods.get(name, ""),
+                math.nan,
+                float(limit),
+                False,
+                0,
+                0,
+                0,
+                0,
+                f"column missing in {side} data",
+            )
+        return _column_drift(
+            name,
+            _as_array(reference[ref_labels[name]], types[name]),
+            _as_array(current[cur_labels[name]], types[name]),
+            types[name],
+            methods.get(name),
+            thresholds.get(name),
+        )
+
+    workers = max_workers
+    if workers is None:
+        values = (len(reference) + len(current)) * len(names)
+        workers = min(os.cpu_count() or 1, len(names)) if values >= PARALLEL_MIN_VALUES else 1
+    if workers > 1 and len(names) > 1:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="drift") as pool:
+            results = tuple(pool.map(one, names))
+    else:
+        results = tuple(one(name) for name in names)
+    return summarize(results, drift_threshold)
+
+
+def summarize(columns: Sequence[ColumnDrift], drift_threshold: float) -> DatasetDrift:
+    """The dataset verdict over per-column results: share of drifted among columns without error."""
+    ok = [c for c in columns if c.error is None]
+    drifted = sum(1 for c in ok if c.drifted)
+    share = drifted / len(ok) if ok else 0.0
+    return DatasetDrift(
+        columns=tuple(columns),
+        drift_share=share,
+        drift_threshold=float(drift_threshold),
+        dataset_drift=bool(ok) and share >= drift_threshold,
+        number_of_columns=len(columns),
+        number_of_drifted_columns=drifted,
+    )
+
+
+def _select_columns(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    ref_labels: Mapping[str, Any],
+    cur_labels: Mapping[str, Any],
+    columns: Sequence[str] | None,
+    column_types: Mapping[str, ColumnType],
+) -> tuple[list[str], dict[str, ColumnType]]:
+    """Column names to analyse and the type of each (given, else inferred from current, else reference)."""
+
+    cache: dict[str, str] = {}
+
+    def inferred(name: str) -> str:
+        if name not in cache:
+            frame, labels = (current, cur_labels) if name in cur_labels else (reference, ref_labels)
+            cache[name] = infer_column_type(frame[labels[name]])
+        return cache[name]
+
+    for name, kind in column_types.items():
+        if kind not in COLUMN_TYPES:
+            raise InvalidInput(f"column {name!r}: unknown column type {kind!r}; allowed: 'num', 'cat'")
+    if columns is None:
+        ordered = list(cur_labels) + [name for name in ref_labels if name not in cur_labels]
+        names = [name for name in ordered if name in column_types or inferred(name) in COLUMN_TYPES]
+    else:
+        names = [str(name) for name in columns]
+        if len(set(names)) != len(names):
+            raise InvalidInput("columns lists a column more than once")
+        absent = [name for name in names if name not in ref_labels and name not in cur_labels]
+        if absent:
+            raise InvalidInput(f"columns not found in either frame: {', '.join(map(repr, absent))}")
+    types: dict[str, ColumnType] = {}
+    for name in names:
+        kind = column_types.get(name) or inferred(name)
+        if kind not in COLUMN_TYPES:
+            raise InvalidInput(
+                f"column {name!r} is inferred as {kind}, which is not analysed; give its type in column_types"
+            )
+        types[name] = kind  # type: ignore[assignment]
+    return names, types
+
+
+def _json_float(value: float) -> float | None:
+    return value if math.isfinite(value) else None
