@@ -10,6 +10,7 @@ scheduling.
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from mlops.errors import TransientError
 from mlops.settings import database_url
 
 APP_ROLE = "mlops_app"
+# No application statement may hang a task forever (a lock held by a stuck session, a runaway query).
+STATEMENT_TIMEOUT = os.environ.get("MLOPS_STATEMENT_TIMEOUT", "120s")
 # SQLSTATE classes worth retrying: connection exceptions, shutdown, serialization failure, deadlock.
 TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "40001", "40P01", "53300")
 
@@ -72,8 +75,11 @@ def _scope_transaction(organization_id: uuid.UUID | None):
 
     def after_begin(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
         connection.execute(
-            text("SELECT set_config('role', :role, true), set_config('app.organization_id', :org, true)"),
-            {"role": APP_ROLE, "org": org},
+            text(
+                "SELECT set_config('role', :role, true), set_config('app.organization_id', :org, true), "
+                "set_config('statement_timeout', :timeout, true)"
+            ),
+            {"role": APP_ROLE, "org": org, "timeout": STATEMENT_TIMEOUT},
         )
 
     return after_begin

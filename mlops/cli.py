@@ -113,6 +113,8 @@ def seed() -> None:
 @app.command("demo")
 def demo() -> None:
     """Migrate, seed, then run every flow once and print what each did."""
+    # the demo narrates each flow itself; Prefect's own log lines (and the rejected run's traceback) would bury it
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
     from mlops.demo import run_demo
 
     run_demo(typer.echo)

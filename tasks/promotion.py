@@ -235,7 +235,7 @@ def _gate_inputs(session, model_id: uuid.UUID, version: ModelVersion, target: st
 
 
 def _rejection(what: str, target: str, failed: list[GateResult]) -> str:
-    gates = "; ".join(f"{r.gate}: {r.detail}" for r in failed)
+    gates = " | ".join(f"{r.gate}: {r.detail}" for r in failed)
     return f"promotion of {what} to {target} rejected by {len(failed)} gate(s): {gates}"
 
 
