@@ -65,8 +65,7 @@ def promote_model(
             key=f"promotion-{model}-{version}",
             description=f"Promotion of {model} {version} to {to_stage}: rejected",
         )  # fmt: skip
-        log.error("%s", rejected)
-        raise
+        raise  # the run fails, so `prefect deployment run --watch` exits non-zero
     publish_markdown(
         promotion_markdown(
             model=outcome.model, version=outcome.version, from_stage=outcome.from_stage, to_stage=outcome.to_stage,

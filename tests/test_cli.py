@@ -1,0 +1,233 @@
+"""The `mlops` command line as users and CI run it: a real process, exit codes, one line on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, pool, text
+
+from tests.fixtures.database import TEMPLATE
+
+MODEL = "acme/fraud-detection/Credit Card Fraud Model"
+MLOPS = str(Path(sys.executable).with_name("mlops"))
+
+
+@pytest.fixture(scope="module")
+def cli_env(pg_server, template_url, tmp_path_factory):
+    name = f"cli_{uuid.uuid4().hex[:12]}"
+    url = pg_server.create(name, template=TEMPLATE)
+    home = tmp_path_factory.mktemp("cli-home")
+    env = {k: v for k, v in os.environ.items() if k not in ("MLOPS_API_KEY", "MLOPS_AS", "MLOPS_ORG")}
+    env.update(DATABASE_URL=url, MLOPS_HOME=str(home), MLOPS_SECRET_KEY="", MLOPS_ORCHESTRATE="never")
+    yield env
+    pg_server.drop(name)
+
+
+def mlops(env: dict, *args: str, api_key: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    run_env = dict(env)
+    if api_key:
+        run_env["MLOPS_API_KEY"] = api_key
+    return subprocess.run([MLOPS, *args], env=run_env, capture_output=True, text=True, input=stdin, timeout=120)
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def scalar(env: dict, sql: str):
+    engine = create_engine(env["DATABASE_URL"], poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        value = conn.execute(text(sql)).scalar()
+    engine.dispose()
+    return value
+
+
+@pytest.fixture(scope="module")
+def seeded(cli_env):
+    first = mlops(cli_env, "seed")
+    assert first.returncode == 0, first.stderr
+    assert "created 1 organization" in first.stdout
+    return cli_env
+
+
+class TestDatabaseCommands:
+    def test_current_revision_is_head(self, cli_env):
+        result = mlops(cli_env, "db", "current")
+        assert result.returncode == 0 and "(head)" in result.stdout
+
+    def test_seed_twice_changes_nothing(self, seeded):
+        before = (
+            scalar(seeded, "SELECT count(*) FROM model_stage_transitions"),
+            scalar(seeded, "SELECT count(*) FROM model_monitoring"),
+        )
+        again = mlops(seeded, "seed")
+        assert again.returncode == 0 and "nothing changed" in again.stdout
+        assert (
+            scalar(seeded, "SELECT count(*) FROM model_stage_transitions"),
+            scalar(seeded, "SELECT count(*) FROM model_monitoring"),
+        ) == before
+        assert scalar(seeded, "SELECT stage FROM model_versions WHERE version = '1.0.0'") == "production"
+
+    def test_unreachable_database_is_one_line_and_exit_1(self, cli_env):
+        broken = {**cli_env, "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2"}
+        result = mlops(broken, "db", "current")
+        assert result.returncode == 1
+        assert "error:" in one_line_error(result)
+
+
+class TestPromoteFromCi:
+    @pytest.fixture(scope="class")
+    def ci_key(self, seeded):
+        created = mlops(seeded, "keys", "create", "--org", "acme", "--as", "admin@acme.example", "--user",
+                        "admin@acme.example", "--name", "ci", "--scope", "models:promote:staging", "--scope", "models:read")  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        key = created.stdout.strip()
+        assert key.startswith("mlk_") and "shown only this once" in created.stderr
+        assert (
+            scalar(
+                seeded, f"SELECT count(*) FROM api_keys WHERE key_hash LIKE 'sha256:%' AND key_prefix = '{key[:12]}'"
+            )
+            == 1
+        )
+        return key
+
+    def test_exit_0_on_success(self, seeded, ci_key):
+        result = mlops(seeded, "promote", MODEL, "1.2.0", "--to", "staging", "--reason", "ci", api_key=ci_key)
+        assert result.returncode == 0, result.stderr
+        assert "1.2.0: development → staging" in result.stdout
+        assert scalar(seeded, "SELECT stage FROM model_versions WHERE version = '1.2.0'") == "staging"
+
+    def test_exit_3_when_the_key_lacks_the_scope(self, seeded, ci_key):
+        result = mlops(seeded, "promote", MODEL, "1.1.0", "--to", "production", api_key=ci_key)
+        assert result.returncode == 3
+        assert "lacks scope 'models:promote:production'" in one_line_error(result)
+
+    def test_exit_1_when_a_gate_rejects(self, seeded):
+        result = mlops(seeded, "promote", MODEL, "1.2.0", "--to", "production", "--as", "admin@acme.example", "--json")
+        assert result.returncode == 1
+        body = json.loads(result.stdout)
+        assert body["status"] == "rejected" and any(not g["passed"] for g in body["gates"])
+        assert "rejected by" in one_line_error(result)
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            ((MODEL, "1.0", "--to", "staging"), "malformed version"),
+            ((MODEL, "9.9.9", "--to", "staging"), "has no version '9.9.9'"),
+            (("acme/fraud-detection/Nope", "1.0.0", "--to", "staging"), "unknown model"),
+            (("acme/fraud-detection", "1.0.0", "--to", "staging"), "ORG/PROJECT/MODEL"),
+            ((MODEL, "1.1.0", "--to", "prod"), "unknown stage"),
+            ((MODEL, "1.1.0", "--to", "production", "--force"), "--force needs a --reason"),
+            ((MODEL, "1.1.0"), "Missing option '--to'"),
+        ],
+    )
+    def test_exit_2_for_bad_input(self, seeded, args, message):
+        result = mlops(seeded, "promote", *args, "--as", "admin@acme.example")
+        assert result.returncode == 2
+        assert message in one_line_error(result)
+
+    def test_exit_3_for_a_user_of_another_organization_or_a_viewer(self, seeded):
+        viewer = mlops(seeded, "promote", MODEL, "1.3.0", "--to", "staging", "--as", "viewer@acme.example")
+        assert viewer.returncode in (2, 3)
+        stranger = mlops(seeded, "keys", "list", "--org", "acme", "--as", "nobody@else.example")
+        assert stranger.returncode == 2 and "unknown user" in one_line_error(stranger)
+
+    def test_dry_run_json(self, seeded):
+        result = mlops(
+            seeded, "promote", MODEL, "1.1.0", "--to", "production", "--dry-run", "--json", "--as", "admin@acme.example"
+        )
+        assert result.returncode == 0 and json.loads(result.stdout)["status"] == "dry_run"
+        assert scalar(seeded, "SELECT stage FROM model_versions WHERE version = '1.1.0'") == "staging"
+
+
+class TestRegister:
+    def test_register_then_same_again_then_a_different_artifact(self, seeded, tmp_path):
+        artifact = tmp_path / "model.bin"
+        artifact.write_bytes(b"weights v2.0.0")
+        metrics = tmp_path / "metrics.json"
+        metrics.write_text(json.dumps({"auc": 0.97, "precision": 0.8, "recall": 0.8}))
+        args = (
+            "register",
+            MODEL,
+            "2.0.0",
+            "--artifact",
+            str(artifact),
+            "--metrics",
+            str(metrics),
+            "--as",
+            "dev@acme.example",
+        )
+        first = mlops(seeded, *args)
+        assert first.returncode == 0, first.stderr
+        assert "registered" in first.stdout
+        again = mlops(seeded, *args)
+        assert again.returncode == 0 and "unchanged" in again.stdout
+        artifact.write_bytes(b"other weights")
+        clash = mlops(seeded, *args)
+        assert clash.returncode == 1 and "different artifact" in one_line_error(clash)
+        row = scalar(seeded, "SELECT model_size_bytes FROM model_versions WHERE version = '2.0.0'")
+        assert row == len(b"weights v2.0.0")
+
+    def test_bad_metrics_file(self, seeded, tmp_path):
+        artifact = tmp_path / "m.bin"
+        artifact.write_bytes(b"x")
+        bad = tmp_path / "metrics.json"
+        bad.write_text("{not json")
+        result = mlops(
+            seeded,
+            "register",
+            MODEL,
+            "2.1.0",
+            "--artifact",
+            str(artifact),
+            "--metrics",
+            str(bad),
+            "--as",
+            "dev@acme.example",
+        )
+        assert result.returncode == 2 and "not valid JSON" in one_line_error(result)
+
+
+class TestChannelsAndKeys:
+    def test_channel_secrets_never_reach_stdout(self, seeded):
+        added = mlops(seeded, "channels", "add", "--org", "acme", "--as", "admin@acme.example", "--name", "slack-ml",
+                      "--type", "slack", "--config", "-", stdin='{"webhook_url": "https://hooks.slack.example/T0/B0/s3cr3t"}')  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        listed = mlops(seeded, "channels", "list", "--org", "acme", "--as", "admin@acme.example")
+        assert (
+            listed.returncode == 0
+            and "slack-ml" in listed.stdout
+            and "https://hooks.slack.example/***" in listed.stdout
+        )
+        assert "s3cr3t" not in added.stdout + added.stderr + listed.stdout + listed.stderr
+        assert "s3cr3t" not in scalar(
+            seeded, "SELECT configuration::text FROM notification_channels WHERE name = 'slack-ml'"
+        )
+
+    def test_unknown_command_and_option(self, seeded):
+        assert mlops(seeded, "nope").returncode == 2
+        result = mlops(seeded, "keys", "create", "--bogus")
+        assert result.returncode == 2 and "No such option" in one_line_error(result)
+
+
+class TestDrift:
+    def test_compare_two_files(self, seeded, tmp_path):
+        from mlops.sample_data import transactions
+
+        transactions(2000, seed=1).to_parquet(tmp_path / "ref.parquet")
+        transactions(2000, seed=2, drifted=True).to_csv(tmp_path / "cur.csv", index=False)
+        result = mlops(seeded, "drift", "compare", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.csv"), "--json")
+        assert result.returncode == 1  # dataset drift
+        body = json.loads(result.stdout)
+        assert body["dataset_drift"] and {c["column"] for c in body["columns"] if c["drifted"]} >= {"amount"}
+        same = mlops(seeded, "drift", "compare", str(tmp_path / "ref.parquet"), str(tmp_path / "ref.parquet"))
+        assert same.returncode == 0 and "dataset drift: no" in same.stdout
