@@ -13,7 +13,10 @@ What Evidently does, and what this module does:
   categorical; `object`/`string` holding strings -> categorical, or text when more than half of the non-missing
   values are distinct; anything else (datetime, nullable `Int64`/`Float64`/`boolean`, lists, all-missing
   `object`) is not analysed. Text columns are not analysed here (Evidently trains a classifier on them).
-* Missing (NaN, None, NA) and infinite values are dropped from each side before testing.
+* Missing (NaN, None, NA) and infinite values are dropped from each side before testing, as Evidently's
+  per-column `ValueDrift` does. (Evidently's own `DriftedColumnsCount` goes through an older path that keeps
+  ±inf in a column without NaN, so its count can disagree with its per-column verdicts; this module follows
+  the per-column verdicts.)
 * The default test depends on the column type, the number of reference values left (<= 1000 or more) and the
   number of distinct values of both sides together (`registry._get_default_stattest`): numerical, <= 1000 rows:
   chi-square if 3-5 distinct values, Z-test if <= 2, else Kolmogorov-Smirnov; numerical, > 1000 rows:
@@ -35,8 +38,10 @@ What Evidently does, and what this module does:
   an `error` too. A constant column is not an error: Evidently gives a result (Z-test p-value 1, distance 0,
   or Wasserstein over the 0.001 floor) and so does this module.
 
-Scores equal Evidently's to the last few bits: the same formulas run on the same numbers, except that sums
-over categories may be taken in a different order (Evidently's own order depends on Python's string hashing).
+Columns are computed in threads (`max_workers`, by default up to 4 for frames of a million values or more);
+each worker holds a few arrays of one column's size. Scores equal Evidently's to the last few bits: the same
+formulas run on the same numbers, except that sums over categories may be taken in a different order
+(Evidently's own order depends on Python's string hashing).
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ INTEGER_CARDINALITY_LIMIT = 10
 BINNING_MIN_UNIQUE = 20
 # Threads pay off above this many values (reference + current) per dataset.
 PARALLEL_MIN_VALUES = 1_000_000
+# Each worker holds a few arrays of one column's size; more workers than this add memory, not speed.
+MAX_AUTO_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -218,10 +225,12 @@ def infer_column_types(reference: pd.DataFrame, current: pd.DataFrame | None = N
 
 
 def evidently_std(values: np.ndarray) -> float:
-    """Population standard deviation computed as pandas does it (`np.std` of a Series, ddof=0)."""
-    floats = values.astype(np.float64) if values.dtype.kind in "iub" else values
-    avg = floats.sum(dtype=np.float64) / floats.size
-    return float(np.sqrt(((avg - floats) ** 2).sum(dtype=np.float64) / floats.size))
+    """Population standard deviation exactly as Evidently gets it: `np.std` of a pandas Series (ddof=0).
+
+    pandas' two-pass algorithm, including its rounding to float32 for float32 data, so the normed Wasserstein
+    distance divides by the very same number.
+    """
+    return float(pd.Series(values, copy=False).std(ddof=0))
 
 
 def normed_wasserstein(reference_sorted: np.ndarray, current_sorted: np.ndarray, reference_std: float) -> float:
@@ -343,7 +352,7 @@ class _Numeric:
         cur_n = _sorted_nunique(self.current_sorted)
         if ref_n > cap or cur_n > cap:
             return cap + 1
-        return int(np.union1d(self.reference_sorted, self.current_sorted).size)
+        return int(np.union1d(_sorted_unique(self.reference_sorted), _sorted_unique(self.current_sorted)).size)
 
     def value_counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Distinct values of both sides (sorted) and each side's count of each."""
@@ -673,7 +682,7 @@ def dataset_drift(
     workers = max_workers
     if workers is None:
         values = (len(reference) + len(current)) * len(names)
-        workers = min(os.cpu_count() or 1, len(names)) if values >= PARALLEL_MIN_VALUES else 1
+        workers = min(os.cpu_count() or 1, len(names), MAX_AUTO_WORKERS) if values >= PARALLEL_MIN_VALUES else 1
     if workers > 1 and len(names) > 1:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="drift") as pool:
             results = tuple(pool.map(one, names))
