@@ -236,12 +236,10 @@ def detect_deployment_drift(
         if config is None:
             return DriftOutcome(name, "skipped", "drift monitoring is disabled")
         start, end = window or drift_window(scheduled_at, config.interval_minutes)
+        # without a column list every column is read and typed as Evidently would (text and ids are left out)
         wanted = list(config.columns) if config.columns else None
-        reference = _read_reference(config, wanted)
-        if wanted is None:
-            wanted = [c for c in reference.columns if c != config.timestamp_column]
+        reference = _read_reference(config, wanted).drop(columns=[config.timestamp_column], errors="ignore")
         current = read_window(config.inputs_uri, start, end, timestamp_column=config.timestamp_column, columns=wanted)
-        reference = reference.drop(columns=[config.timestamp_column], errors="ignore")
         if current.empty:
             message = f"no logged inputs between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC"
             return DriftOutcome(name, "skipped", message, window=(start.isoformat(), end.isoformat()))
@@ -249,7 +247,7 @@ def detect_deployment_drift(
             reference,
             current,
             columns=wanted,
-            column_types={c: t for c, t in config.column_types.items() if c in wanted},
+            column_types=config.column_types,
             methods=config.methods,
             thresholds=config.thresholds,
             drift_threshold=config.drift_threshold,

@@ -228,6 +228,16 @@ class TestFaults:
         assert report["feature_drift"]["age"]["error"] and not report["feature_drift"]["age"]["drifted"]
         assert set(report["report_data"]["errors"]) == {"channel", "age"}
 
+    def test_identifier_and_text_columns_are_left_out_like_evidently_does(self, setup):
+        db, store, alpha, _ = setup
+        data = frame(1200, 3).assign(request_id=[f"req-{i}" for i in range(1200)])
+        store.delete([f"logs/alpha/staging/date={START:%Y-%m-%d}/part-0.parquet"])
+        log_inputs(store, "logs/alpha/staging", data)
+        summary = run()
+        assert summary["failed"] == 0
+        features = db.one("SELECT feature_drift FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_staging"])
+        assert "request_id" not in features and {"amount", "age", "merchant", "channel"} <= set(features)
+
     def test_malformed_configuration_fails_that_deployment(self, setup):
         db, _, alpha, _ = setup
         configure(
