@@ -360,17 +360,6 @@ class TestDelete:
         assert backend.store.delete([]) == 0
         assert backend.files() == ["present.bin"]
 
-    def test_a_missing_key_below_an_object_leaves_the_object(
-        self, backend: Backend, request: pytest.FixtureRequest
-    ) -> None:
-        if backend.name == "s3":
-            request.applymarker(
-                pytest.mark.xfail(strict=True, reason="rclone serve s3 1.75.2 deletes `a` for DeleteObjects `a/b`")
-            )
-        backend.store.put("present.bin", b"p")
-        backend.store.delete(["present.bin/below"])
-        assert backend.files() == ["present.bin"]
-
     def test_empty_parent_folders_are_removed(self, backend: Backend) -> None:
         backend.store.put("x/y/z.bin", b"z")
         backend.store.put("x/keep.bin", b"k")
@@ -384,6 +373,15 @@ class TestDelete:
         with pytest.raises(InvalidInput, match=r"'\.\.'"):
             backend.store.delete(["ok.bin", "../escape"])
         assert backend.store.exists("ok.bin")
+
+
+def test_deleting_a_missing_key_below_an_object_leaves_the_object(tmp_path: Path) -> None:
+    # Local backend only: rclone serve s3 1.75.2 (the test S3 server) wrongly deletes `a` on DeleteObjects `a/b`,
+    # which real S3 does not; the store does not pay a HEAD per key to guard against that server's bug.
+    store = LocalArtifactStore(tmp_path / "root")
+    store.put("present.bin", b"p")
+    store.delete(["present.bin/below"])
+    assert store.get("present.bin") == b"p"
 
 
 BAD_KEYS = ["", "/abs/key", "a/../b", "..", "a\\b", "a\x00b", "a//b", "dir/", "./a", ".rclone_temp_x", "k" * 1025]
