@@ -17,14 +17,26 @@ ALERT_STATUSES = ("open", "acknowledged", "resolved")
 
 
 class ModelMonitoring(Base):
+    """One monitoring point of a deployment.
+
+    Addition to the spec, for tenancy: `organization_id`, copied from the deployment by a database trigger on
+    every insert (and deployment change), so rows written by model servers stay correct without knowing it.
+    Row-level security on this, the largest and hottest table, then compares a column instead of looking up
+    the deployment per row (measured in `benchmarks/bench_rls.py`); `(organization_id, recorded_at)` serves
+    organization-wide window scans.
+    """
+
     __tablename__ = "model_monitoring"
     __table_args__ = (
         Index(None, "deployment_id", "metric_name", "recorded_at"),
         Index("idx_monitoring_deployment_time", "deployment_id", "recorded_at"),
+        Index(None, "organization_id", "recorded_at"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    # set by the trigger from deployments.organization_id; whatever a writer sends is replaced
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     metric_name: Mapped[str] = mapped_column(String(100))  # accuracy, latency, throughput
     value: Mapped[float] = mapped_column(Double)
     threshold_min: Mapped[float | None] = mapped_column(Double)

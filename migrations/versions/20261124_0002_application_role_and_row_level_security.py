@@ -9,7 +9,9 @@ organization: nothing is visible. Owners and superusers (migrations, seeding, au
 cross-organization scheduler) bypass RLS; other services connecting as a non-owner role get the same
 policies and must set `app.organization_id` too.
 
-`audit_logs` is append-only for the application role (SELECT, INSERT).
+The acting organization is read as `(SELECT mlops_current_org())`: a scalar subquery, so PostgreSQL computes
+it once per statement (an InitPlan) instead of once per row. `audit_logs` is append-only for the application
+role (SELECT, INSERT).
 
 Downgrade drops the policies and grants; the role itself is cluster-wide and is dropped only when no
 other database still uses it.
@@ -29,7 +31,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 ROLE = "mlops_app"
-ORG = "mlops_current_org()"
+ORG = "(SELECT mlops_current_org())"
 
 
 def visible(table: str, column: str, alias: str = "p") -> str:

@@ -22,7 +22,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-ORG = "mlops_current_org()"
+ORG = "(SELECT mlops_current_org())"
 CHECK = (
     f"organization_id = {ORG}"
     " AND (project_id IS NULL OR EXISTS (SELECT 1 FROM projects p WHERE p.id = project_id))"

@@ -23,7 +23,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-ORG = "mlops_current_org()"
+ORG = "(SELECT mlops_current_org())"
 CHECK = (
     f"organization_id = {ORG}"
     " AND EXISTS (SELECT 1 FROM models m WHERE m.id = model_id)"

@@ -142,6 +142,25 @@ class TestWrites:
         )
         assert conn.execute(text("SELECT count(*) FROM model_monitoring WHERE metric_name = 'rps'")).scalar() == 1
 
+    def test_monitoring_organization_is_taken_from_the_deployment_whatever_the_writer_sends(self, conn, tenants):
+        a, b, _ = tenants
+        row = conn.execute(
+            text("INSERT INTO model_monitoring (deployment_id, organization_id, metric_name, value) "
+                 "VALUES (:d, :spoofed, 'rps', 1) RETURNING organization_id"),
+            {"d": a["deployment_production"], "spoofed": b["org"]},
+        ).scalar_one()  # fmt: skip
+        assert row == a["org"]
+        conn.execute(
+            text("UPDATE model_monitoring SET organization_id = :b WHERE id = :m"),
+            {"b": b["org"], "m": a["monitoring"]},
+        )
+        assert (
+            conn.execute(
+                text("SELECT organization_id FROM model_monitoring WHERE id = :m"), {"m": a["monitoring"]}
+            ).scalar()
+            == a["org"]
+        )
+
     def test_audit_log_is_append_only_for_the_application(self, conn, tenants):
         a, _, _ = tenants
         act_as(conn, a["org"])
