@@ -1,0 +1,76 @@
+"""prefect.yaml as users run it: deploy to a Prefect server, a worker, and `prefect deployment run --watch`
+exiting 0 for a promotion and non-zero for a rejected one (what CI relies on)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, pool, text
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+def prefect(env: dict, *args: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([PREFECT, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def worker_env(tenants_db, prefect_harness, tmp_path):
+    from prefect.settings import PREFECT_API_URL
+
+    url, _, _ = tenants_db
+    env = {k: v for k, v in os.environ.items() if k != "MLOPS_API_KEY"}
+    env.update(
+        PREFECT_API_URL=PREFECT_API_URL.value(),
+        DATABASE_URL=url,
+        MLOPS_HOME=str(tmp_path / "home"),
+        PREFECT_WORKER_QUERY_SECONDS="1",
+        PREFECT_WORKER_PREFETCH_SECONDS="1",
+        PREFECT_LOGGING_LEVEL="WARNING",
+        PWD=str(ROOT),
+    )
+    created = prefect(env, "work-pool", "create", "mlops", "--type", "process", "--overwrite")
+    assert created.returncode == 0, created.stderr
+    deployed = prefect(env, "--no-prompt", "deploy", "--all")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    worker = subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", "mlops"], env=env, cwd=ROOT, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    yield env
+    os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+
+
+def run_promotion(env: dict, version: str, stage: str, actor: str) -> subprocess.CompletedProcess:
+    return prefect(
+        env, "deployment", "run", "promote-model/on-demand", "--watch", "--watch-timeout", "150",
+        "--param", "organization=alpha", "--param", "project=fraud", "--param", "model=Fraud Model",
+        "--param", f"version={version}", "--param", f"to_stage={stage}", "--param", f"actor={actor}",
+    )  # fmt: skip
+
+
+def test_deployment_run_watch_exit_codes(worker_env, tenants_db):
+    url, _, _ = tenants_db
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE data_drift_reports SET is_drift_detected = true"))  # blocks 1.1.0's production
+    rejected = run_promotion(worker_env, "1.1.0", "production", "admin@alpha.example")
+    assert rejected.returncode == 1, rejected.stdout + rejected.stderr
+    assert "Failed" in rejected.stdout
+    promoted = run_promotion(worker_env, "1.2.0", "staging", "developer@alpha.example")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    with engine.connect() as conn:
+        stages = dict(conn.execute(text("SELECT version, stage FROM model_versions v JOIN models m ON m.id = v.model_id "
+                                        "JOIN organizations o ON o.id = m.organization_id WHERE o.slug = 'alpha'")).all())  # fmt: skip
+    engine.dispose()
+    assert stages == {"1.0.0": "production", "1.1.0": "staging", "1.2.0": "staging"}
