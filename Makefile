@@ -9,6 +9,8 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.mlops/prefect
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+# Bytecode caching matters here: every `mlops` process and Prefect server imports a few thousand modules.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install demo test lint bench migrate check-schema clean
 
