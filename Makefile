@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml uv.lock
 	@touch $@
 
 demo: $(STAMP)
+	@mkdir -p $(PREFECT_HOME)
 	$(BIN)/mlops demo
 
 test: $(STAMP)
