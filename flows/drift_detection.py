@@ -11,8 +11,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from flows.runtime import call, logger, map_calls, publish_markdown, publish_table
-from mlops.access import Action, require
-from mlops.audit import record_refusal
+from mlops.access import Action
+from mlops.audit import authorize
 from mlops.auth import resolve_principal
 from mlops.errors import PermissionDenied
 from tasks.drift_detection import DriftOutcome, detect_deployment_drift, explicit_window, list_targets
@@ -94,12 +94,15 @@ def _on_demand_principal(organization: str | None, deployment: str | None, actor
 def _require_drift_run(principal, target) -> None:
     if principal.organization_id != target.organization_id:
         raise PermissionDenied(f"{principal.display} does not belong to organization '{target.organization}'")
-    try:
-        require(principal, Action.DRIFT_RUN, target.project_id, what=f"{target.project}/{target.deployment}")
-    except PermissionDenied as exc:
-        record_refusal(principal, action="data_drift_report.write", resource_type="deployment",
-                       resource_id=target.deployment_id, reason=str(exc))  # fmt: skip
-        raise
+    authorize(
+        principal,
+        Action.DRIFT_RUN,
+        target.project_id,
+        what=f"{target.project}/{target.deployment}",
+        audit_action="data_drift_report.write",
+        resource_type="deployment",
+        resource_id=target.deployment_id,
+    )
 
 
 def _summary(outcomes: list[DriftOutcome], notes: list[str]) -> str:

@@ -14,8 +14,8 @@ from sqlalchemy import func, select, update
 from db.models import ApiKey, Organization, User
 from db.queries.tenancy import membership_role, project_roles, user_by_email
 from db.session import session_scope, system_session
-from mlops.access import Action, Principal, require, validate_scopes
-from mlops.audit import record_audit, record_refusal
+from mlops.access import Action, Principal, validate_scopes
+from mlops.audit import authorize, record_audit, record_refusal
 from mlops.errors import InvalidInput, NotFound, PermissionDenied
 
 KEY_MARKER = "mlk_"
@@ -109,7 +109,8 @@ def create_key(
     if not name.strip():
         raise InvalidInput("an API key needs a --name")
     if principal.email != user_email:
-        require(principal, Action.API_KEY_MANAGE, what=f"keys of {user_email}")
+        authorize(principal, Action.API_KEY_MANAGE, what=f"keys of {user_email}", audit_action="api_key.create",
+                  resource_type="api_key")  # fmt: skip
     if principal.scopes is not None:
         raise PermissionDenied("API keys cannot create API keys; use --as EMAIL")
     plaintext, prefix, digest = generate_key()
@@ -165,7 +166,8 @@ def revoke_key(principal: Principal, *, key_prefix: str) -> ApiKeyInfo:
             raise NotFound(f"no API key with prefix '{key_prefix}' in {principal.organization_slug}")
         key, email = row
         if key.user_id != principal.user_id:
-            require(principal, Action.API_KEY_MANAGE, what=f"keys of {email}")
+            authorize(principal, Action.API_KEY_MANAGE, what=f"keys of {email}", audit_action="api_key.revoke",
+                      resource_type="api_key", resource_id=key.id)  # fmt: skip
         key.is_active = False
         record_audit(
             session,

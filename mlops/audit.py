@@ -13,7 +13,8 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from db.models import AuditLog
-from mlops.access import Principal
+from mlops.access import Action, Principal, require
+from mlops.errors import PermissionDenied
 
 
 @dataclass(frozen=True)
@@ -94,3 +95,23 @@ def record_refusal(
             resource_id=resource_id,
             details={**(details or {}), "outcome": outcome, "reason": reason},
         )
+
+
+def authorize(
+    principal: Principal,
+    action: Action,
+    project_id: uuid.UUID | None = None,
+    *,
+    what: str = "",
+    audit_action: str,
+    resource_type: str,
+    resource_id: uuid.UUID | None = None,
+) -> None:
+    """`require`, auditing a refusal as `<audit_action>.denied` before raising PermissionDenied."""
+    try:
+        require(principal, action, project_id, what=what)
+    except PermissionDenied as exc:
+        record_refusal(
+            principal, action=audit_action, resource_type=resource_type, resource_id=resource_id, reason=str(exc)
+        )
+        raise

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from db.models import NotificationChannel
 from db.session import session_scope, system_session
 from mlops.access import Action, Principal, require
-from mlops.audit import record_audit
+from mlops.audit import authorize, record_audit
 from mlops.errors import Conflict, InvalidInput, NotFound
 from mlops.secrets import Redacted, SecretBox, secret_box
 from tasks.notify import CHANNEL_FIELDS, redact_value, send_message, validate_channel_settings
@@ -56,7 +56,8 @@ def redacted(configuration: dict[str, Any]) -> dict[str, Any]:
 
 def add_channel(principal: Principal, *, name: str, channel_type: str, settings: dict[str, Any]) -> ChannelView:
     """Create a channel (organization admins); Conflict when a live channel already has the name."""
-    require(principal, Action.CHANNEL_MANAGE, what=f"channel '{name}'")
+    authorize(principal, Action.CHANNEL_MANAGE, what=f"channel '{name}'", audit_action="notification_channel.create",
+              resource_type="notification_channel")  # fmt: skip
     if not name.strip():
         raise InvalidInput("a channel needs a --name")
     configuration = seal(channel_type, settings, secret_box())
@@ -102,7 +103,8 @@ def list_channels(principal: Principal) -> list[ChannelView]:
 
 def test_channel(principal: Principal, *, name: str) -> ChannelView:
     """Send a test message through the channel now; audited. Raises TransientError / DeliveryRefused."""
-    require(principal, Action.CHANNEL_MANAGE, what=f"channel '{name}'")
+    authorize(principal, Action.CHANNEL_MANAGE, what=f"channel '{name}'", audit_action="notification_channel.test",
+              resource_type="notification_channel")  # fmt: skip
     with session_scope(principal.organization_id) as session:
         channel = _by_name(session, name)
         settings = unseal(channel.configuration, secret_box())

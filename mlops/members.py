@@ -10,8 +10,8 @@ from sqlalchemy.dialects.postgresql import insert
 from db.models import Organization, OrganizationMembership, User
 from db.models.tenancy import ORGANIZATION_ROLES
 from db.session import system_session
-from mlops.access import Action, Principal, require
-from mlops.audit import record_audit
+from mlops.access import Action, Principal
+from mlops.audit import authorize, record_audit
 from mlops.errors import Conflict, InvalidInput
 
 
@@ -27,7 +27,8 @@ def add_member(principal: Principal, *, email: str, first_name: str, last_name: 
     Organization admins only. The organization row is locked so that concurrent additions cannot exceed
     `max_users`; Conflict when the limit is reached or the user is already a member.
     """
-    require(principal, Action.MEMBER_MANAGE, what=f"members of {principal.organization_slug}")
+    authorize(principal, Action.MEMBER_MANAGE, what=f"members of {principal.organization_slug}",
+              audit_action="organization_membership.create", resource_type="user")  # fmt: skip
     if role not in ORGANIZATION_ROLES:
         raise InvalidInput(f"unknown role '{role}'; expected one of {', '.join(ORGANIZATION_ROLES)}")
     if "@" not in email or len(email) > 255:

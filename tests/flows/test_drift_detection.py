@@ -235,7 +235,9 @@ class TestFaults:
         log_inputs(store, "logs/alpha/staging", data)
         summary = run()
         assert summary["failed"] == 0
-        features = db.one("SELECT feature_drift FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_staging"])
+        features = db.one(
+            "SELECT feature_drift FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_staging"]
+        )
         assert "request_id" not in features and {"amount", "age", "merchant", "channel"} <= set(features)
 
     def test_malformed_configuration_fails_that_deployment(self, setup):

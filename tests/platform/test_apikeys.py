@@ -111,9 +111,11 @@ class TestCreateAndAuthenticate:
             resolve_principal(organization="beta", api_key=plaintext)
 
     def test_only_admins_make_keys_for_others(self, tenants_db):
+        url, _, _ = tenants_db
         developer = resolve_principal(organization="alpha", as_email="developer@alpha.example")
         with pytest.raises(PermissionDenied):
             apikeys.create_key(developer, user_email="viewer@alpha.example", name="x", scopes=["models:read"])
+        assert rows(url, "SELECT count(*) AS n FROM audit_logs WHERE action = 'api_key.create.denied'")[0]["n"] == 1
         _, info = apikeys.create_key(
             developer, user_email="developer@alpha.example", name="mine", scopes=["models:read"]
         )

@@ -62,9 +62,14 @@ class TestAddMember:
         assert scalar(url, members + " WHERE o.slug = 'alpha'") == 5
 
     def test_only_admins_add_members(self, tenants_db):
+        url, _, _ = tenants_db
         developer = resolve_principal(organization="alpha", as_email="developer@alpha.example")
         with pytest.raises(PermissionDenied):
             add_member(developer, email="x@alpha.example", first_name="X", last_name="Y", role="viewer")
+        assert scalar(url, "SELECT count(*) FROM users WHERE email = 'x@alpha.example'") == 0
+        assert (
+            scalar(url, "SELECT count(*) FROM audit_logs WHERE action = 'organization_membership.create.denied'") == 1
+        )
 
     def test_bad_role_and_duplicates(self, tenants_db):
         admin = resolve_principal(organization="alpha", as_email="admin@alpha.example")
