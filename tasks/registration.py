@@ -116,10 +116,12 @@ def register(principal: Principal, request: RegistrationRequest) -> Registration
                 known = q.find_version(session=session, model_id=existing.id, version=request.version)
                 if known is not None:
                     return _unchanged_or_conflict(request, known, size, sha256)
-            elif not (request.model_type and request.framework):
-                raise InvalidInput(
-                    f"model '{request.model}' does not exist yet: give --model-type and --framework to create it"
-                )
+            else:
+                if not (request.model_type and request.framework):
+                    raise InvalidInput(
+                        f"model '{request.model}' does not exist yet: give --model-type and --framework to create it"
+                    )
+                _check_model_limit(session, principal)  # before uploading anything; re-checked under a lock below
     except PermissionDenied as exc:
         _refusal(principal, request, str(exc))
         raise
@@ -216,13 +218,7 @@ def _model_for(
             raise NotFound(f"model '{request.model}' has been deleted")
         return existing, False
     # the organization row lock serialises model creation, so concurrent registrations cannot pass max_models
-    org = session.scalar(select(Organization).where(Organization.id == principal.organization_id).with_for_update())
-    live = session.scalar(select(func.count()).select_from(Model).where(Model.deleted_at.is_(None))) or 0
-    if org.max_models is not None and live >= org.max_models:
-        raise Conflict(
-            f"organization '{org.slug}' has reached its plan's limit of {org.max_models} models "
-            f"({org.subscription_plan} plan)"
-        )
+    _check_model_limit(session, principal, lock=True)
     created_id = session.execute(
         insert(Model)
         .values(
@@ -249,6 +245,18 @@ def _model_for(
             details={"name": request.model, "model_type": request.model_type, "framework": request.framework},
         )
     return model, created_id is not None
+
+
+def _check_model_limit(session, principal: Principal, *, lock: bool = False) -> None:
+    """Conflict when the organization already has its plan's `max_models` live models."""
+    query = select(Organization).where(Organization.id == principal.organization_id)
+    org = session.scalar(query.with_for_update() if lock else query)
+    live = session.scalar(select(func.count()).select_from(Model).where(Model.deleted_at.is_(None))) or 0
+    if org.max_models is not None and live >= org.max_models:
+        raise Conflict(
+            f"organization '{org.slug}' has reached its plan's limit of {org.max_models} models "
+            f"({org.subscription_plan} plan)"
+        )
 
 
 def _unchanged_or_conflict(
