@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import text
+from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Connection
 
 # Every table that holds tenant data, with the SQL that names each row's organization.
@@ -182,3 +182,25 @@ def act_as(conn: Connection, organization_id: uuid.UUID | None) -> None:
 
 def act_as_owner(conn: Connection) -> None:
     conn.execute(text("RESET ROLE"))
+
+
+class Db:
+    """Raw SQL against a test's own database, each call in its own connection (what a test asserts on)."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url, poolclass=pool.NullPool)
+
+    def all(self, sql: str, **params):
+        with self.engine.connect() as conn:
+            return conn.execute(text(sql), params).mappings().all()
+
+    def one(self, sql: str, **params):
+        with self.engine.connect() as conn:
+            return conn.execute(text(sql), params).scalar()
+
+    def run(self, sql: str, **params) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text(sql), params)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -10,33 +10,16 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, pool, text
 
 from flows.drift_detection import detect_drift
 from flows.runtime import run_flow
 from mlops.errors import InvalidInput, NotFound, PermissionDenied
 from mlops.storage import open_store
 from tasks.drift_detection import alert_severity, drift_config, drift_window, explicit_window
+from tests.factories import Db
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 END = START + timedelta(hours=1)
-
-
-class Db:
-    def __init__(self, url: str) -> None:
-        self.engine = create_engine(url, poolclass=pool.NullPool)
-
-    def all(self, sql: str, **params):
-        with self.engine.connect() as conn:
-            return conn.execute(text(sql), params).mappings().all()
-
-    def one(self, sql: str, **params):
-        with self.engine.connect() as conn:
-            return conn.execute(text(sql), params).scalar()
-
-    def run(self, sql: str, **params) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(text(sql), params)
 
 
 def frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
@@ -85,7 +68,7 @@ def setup(tenants_db, tmp_path, monkeypatch):
                   column_types={"channel": "cat"})  # fmt: skip
     db.run("DELETE FROM data_drift_reports")
     yield db, store, alpha, beta
-    db.engine.dispose()
+    db.close()
 
 
 def run(**params):
@@ -308,7 +291,7 @@ class TestS3Backend:
             "SELECT is_drift_detected FROM data_drift_reports WHERE deployment_id = :d",
             d=alpha["deployment_production"],
         )
-        db.engine.dispose()
+        db.close()
 
 
 class TestPrefectRun:

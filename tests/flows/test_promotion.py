@@ -6,7 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, pool, text
 
 from flows.promotion import promote_model
 from mlops import apikeys
@@ -14,24 +13,10 @@ from mlops.auth import resolve_principal
 from mlops.errors import Conflict, GateRejected, InvalidInput, NotFound, PermissionDenied
 from tasks.history import production_at
 from tasks.promotion import PromotionRequest, promote
+from tests.factories import Db
 
 
-class Db:
-    def __init__(self, url: str) -> None:
-        self.engine = create_engine(url, poolclass=pool.NullPool)
-
-    def all(self, sql: str, **params):
-        with self.engine.connect() as conn:
-            return conn.execute(text(sql), params).mappings().all()
-
-    def one(self, sql: str, **params):
-        with self.engine.connect() as conn:
-            return conn.execute(text(sql), params).scalar()
-
-    def run(self, sql: str, **params) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(text(sql), params)
-
+class PromotionDb(Db):
     def stages(self) -> dict[str, str]:
         return {r["version"]: r["stage"] for r in self.all("SELECT version, stage FROM model_versions v JOIN models m "
                                                            "ON m.id = v.model_id WHERE m.name = 'Fraud Model' "
@@ -51,9 +36,9 @@ class Db:
 @pytest.fixture
 def db(tenants_db):
     url, alpha, beta = tenants_db
-    database = Db(url)
+    database = PromotionDb(url)
     yield database
-    database.engine.dispose()
+    database.close()
 
 
 def request(version="1.1.0", to="production", **kwargs) -> PromotionRequest:

@@ -7,29 +7,12 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import create_engine, pool, text
 
 from flows.registration import register_model_version
 from flows.runtime import run_flow
 from mlops.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from mlops.storage import open_store, resolve
-
-
-class Db:
-    def __init__(self, url: str) -> None:
-        self.engine = create_engine(url, poolclass=pool.NullPool)
-
-    def all(self, sql: str, **params):
-        with self.engine.connect() as conn:
-            return conn.execute(text(sql), params).mappings().all()
-
-    def one(self, sql: str, **params):
-        with self.engine.connect() as conn:
-            return conn.execute(text(sql), params).scalar()
-
-    def run(self, sql: str, **params) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(text(sql), params)
+from tests.factories import Db
 
 
 @pytest.fixture
@@ -37,7 +20,7 @@ def db(tenants_db, tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
     database = Db(tenants_db[0])
     yield database
-    database.engine.dispose()
+    database.close()
 
 
 def artifact(tmp_path, content: bytes, name: str = "model.bin") -> str:
