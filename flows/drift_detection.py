@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from prefect import flow
+from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
-from flows.runtime import call, logger, map_calls, publish_markdown, publish_table
+from flows.runtime import call, in_flow_run, logger, map_calls, publish_markdown, publish_table
 from mlops.access import Action
 from mlops.audit import authorize
 from mlops.auth import resolve_principal
@@ -71,11 +72,7 @@ def detect_drift(
 
 def _scheduled_time() -> datetime:
     """The flow run's scheduled start (Prefect), or now for a run outside Prefect."""
-    from flows.runtime import in_flow_run
-
     if in_flow_run():
-        from prefect.runtime import flow_run
-
         scheduled = flow_run.scheduled_start_time
         if scheduled is not None:
             return datetime.fromtimestamp(scheduled.timestamp(), tz=UTC)

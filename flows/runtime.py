@@ -12,7 +12,13 @@ import logging
 import os
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from prefect import get_run_logger, unmapped
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.context import FlowRunContext
+from prefect.settings import PREFECT_API_URL
 
 from mlops.errors import TransientError
 
@@ -20,14 +26,10 @@ _log = logging.getLogger("mlops.flows")
 
 
 def in_flow_run() -> bool:
-    from prefect.context import FlowRunContext
-
     return FlowRunContext.get() is not None
 
 
 def prefect_api_configured() -> bool:
-    from prefect.settings import PREFECT_API_URL
-
     return bool(PREFECT_API_URL.value())
 
 
@@ -66,12 +68,8 @@ def map_calls(task_obj: Any, items: list[Any], *args: Any, max_workers: int = 4)
     if not items:
         return []
     if in_flow_run():
-        from prefect import unmapped
-
         futures = task_obj.map(items, *[unmapped(a) for a in args])
         return [future.result() for future in futures]
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(items)))) as pool:
         return list(pool.map(lambda item: call(task_obj, item, *args), items))
 
@@ -79,8 +77,6 @@ def map_calls(task_obj: Any, items: list[Any], *args: Any, max_workers: int = 4)
 def logger() -> logging.Logger | logging.LoggerAdapter:
     """The Prefect run logger inside a run, the `mlops.flows` logger outside."""
     if in_flow_run():
-        from prefect import get_run_logger
-
         return get_run_logger()
     return _log
 
@@ -88,16 +84,12 @@ def logger() -> logging.Logger | logging.LoggerAdapter:
 def publish_markdown(markdown: str, *, key: str, description: str) -> None:
     """A markdown artifact of the current flow run (nothing outside a run)."""
     if in_flow_run():
-        from prefect.artifacts import create_markdown_artifact
-
         create_markdown_artifact(markdown=markdown, key=_artifact_key(key), description=description)
 
 
 def publish_table(rows: list[dict[str, Any]], *, key: str, description: str) -> None:
     """A table artifact of the current flow run (nothing outside a run)."""
     if in_flow_run():
-        from prefect.artifacts import create_table_artifact
-
         create_table_artifact(table=rows, key=_artifact_key(key), description=description)
 
 

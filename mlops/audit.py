@@ -13,6 +13,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from db.models import AuditLog
+from db.session import session_scope
 from mlops.access import Action, Principal, require
 from mlops.errors import PermissionDenied
 
@@ -84,8 +85,6 @@ def record_refusal(
 ) -> None:
     """Audit a refused request (`<action>.denied`, or `.rejected` by a gate) in a transaction of its own:
     the refused change itself wrote nothing."""
-    from db.session import session_scope
-
     with session_scope(principal.organization_id) as session:
         record_audit(
             session,

@@ -1,7 +1,8 @@
 """The `mlops` command line: database, seed and demo, API keys, channels, secrets, registry and drift.
 
 Errors print one line on stderr and exit 2 for bad input, 3 for a refused permission, 1 for a failed
-operation, 0 for success.
+operation, 0 for success. Commands import what they use when they run, so `mlops --help` and the small
+commands do not pay for loading Prefect.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any
@@ -540,8 +541,6 @@ def parse_datetime(text: str, option: str) -> datetime:
     except ValueError:
         raise InvalidInput(f"{option}: '{text}' is not an ISO 8601 date or time") from None
     if value.tzinfo is None:
-        from datetime import UTC
-
         value = value.replace(tzinfo=UTC)
     return value
 
