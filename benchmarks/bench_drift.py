@@ -21,19 +21,11 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import median_seconds, print_table, write_results
-from tasks.drift import DatasetDrift, dataset_drift
+from tasks.drift import EVIDENTLY_DISPLAY_NAMES, DatasetDrift, dataset_drift
 
 SIZES = (500, 200_000)
 OURS_REPEAT = 5
 EVIDENTLY_REPEAT = {500: 5, 200_000: 3}
-EVIDENTLY_METHOD_NAMES = {
-    "K-S p_value": "ks",
-    "chi-square p_value": "chisquare",
-    "Z-test p_value": "z",
-    "Wasserstein distance (normed)": "wasserstein",
-    "Jensen-Shannon distance": "jensenshannon",
-    "PSI": "psi",
-}
 
 
 def make_frames(rows: int, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -79,7 +71,7 @@ def run_evidently(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, t
     failed = {t["metric_config"]["metric_id"]: t["status"] == "FAIL" for t in result["tests"] if t["id"] == "drift"}
     return {
         m["config"]["column"]: (
-            EVIDENTLY_METHOD_NAMES.get(m["config"]["method"], m["config"]["method"]),
+            EVIDENTLY_DISPLAY_NAMES.get(m["config"]["method"], m["config"]["method"]),
             float(m["value"]),
             failed[m["id"]],
         )

@@ -103,6 +103,15 @@ STAT_TESTS: dict[str, StatTest] = {
     "psi": StatTest("psi", 0.1, ">=", ("num", "cat")),
 }
 METHODS: tuple[str, ...] = tuple(STAT_TESTS)
+# Evidently's display names of the tests (what its ValueDrift metric reports as the method) -> the names above.
+EVIDENTLY_DISPLAY_NAMES: dict[str, str] = {
+    "K-S p_value": "ks",
+    "chi-square p_value": "chisquare",
+    "Z-test p_value": "z",
+    "Wasserstein distance (normed)": "wasserstein",
+    "Jensen-Shannon distance": "jensenshannon",
+    "PSI": "psi",
+}
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from scipy import stats
 
 from mlops.errors import InvalidInput
 from tasks.drift import (
+    EVIDENTLY_DISPLAY_NAMES,
     METHODS,
     STAT_TESTS,
     ColumnDrift,
@@ -36,20 +37,9 @@ from tasks.drift import (
 )
 
 os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently has telemetry; set before it is imported
-evidently = pytest.importorskip("evidently")
-from evidently import DataDefinition, Dataset, Report  # noqa: E402
-from evidently.legacy.core import ColumnType as EvidentlyColumnType  # noqa: E402
-from evidently.presets import DataDriftPreset  # noqa: E402
-
-# Evidently's display names (what ValueDrift reports as its method) -> registry names.
-EVIDENTLY_METHOD_NAMES = {
-    "K-S p_value": "ks",
-    "chi-square p_value": "chisquare",
-    "Z-test p_value": "z",
-    "Wasserstein distance (normed)": "wasserstein",
-    "Jensen-Shannon distance": "jensenshannon",
-    "PSI": "psi",
-}
+from evidently import DataDefinition, Dataset, Report
+from evidently.legacy.core import ColumnType as EvidentlyColumnType
+from evidently.presets import DataDriftPreset
 
 
 class EvidentlyColumn(NamedTuple):
@@ -99,7 +89,7 @@ def run_evidently(
         if config["type"] == "evidently:metric_v2:DriftedColumnsCount":
             drifted_count = int(metric["value"]["count"])
         elif config["type"] == "evidently:metric_v2:ValueDrift":
-            method = EVIDENTLY_METHOD_NAMES.get(config["method"], config["method"])
+            method = EVIDENTLY_DISPLAY_NAMES.get(config["method"], config["method"])
             columns[config["column"]] = EvidentlyColumn(
                 method, float(metric["value"]), float(config["threshold"]), failed[metric["id"]]
             )
