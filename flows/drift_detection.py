@@ -43,9 +43,13 @@ def detect_drift(
         for target in targets:
             _require_drift_run(principal, target)
     log.info("analysing %d deployment(s)", len(targets))
-    outcomes: list[DriftOutcome] = map_calls(
+    results = map_calls(
         detect_deployment_drift, targets, window, scheduled, principal, max_workers=MAX_CONCURRENT_DEPLOYMENTS
     )
+    outcomes: list[DriftOutcome] = [
+        DriftOutcome(t.name, "failed", f"gave up after retries: {r}") if isinstance(r, BaseException) else r
+        for t, r in zip(targets, results, strict=True)
+    ]
     for outcome in outcomes:
         (log.warning if outcome.status == "failed" else log.info)(
             "%s: %s — %s", outcome.deployment, outcome.status, outcome.message

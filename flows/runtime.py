@@ -64,14 +64,22 @@ def call(task_obj: Any, *args: Any, **kwargs: Any) -> Any:
 
 def map_calls(task_obj: Any, items: list[Any], *args: Any, max_workers: int = 4) -> list[Any]:
     """`task_obj(item, *args)` for every item, concurrently: Prefect `map` inside a flow run (bounded by the flow's
-    task runner), a bounded thread pool outside one. Results in the order of `items`."""
+    task runner), a bounded thread pool outside one. Results in the order of `items`; an item whose task still
+    failed after its retries gives its exception, so one item's failure never hides the others' results."""
     if not items:
         return []
     if in_flow_run():
         futures = task_obj.map(items, *[unmapped(a) for a in args])
-        return [future.result() for future in futures]
+        return [future.result(raise_on_failure=False) for future in futures]
+
+    def one(item: Any) -> Any:
+        try:
+            return call(task_obj, item, *args)
+        except Exception as exc:
+            return exc
+
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(items)))) as pool:
-        return list(pool.map(lambda item: call(task_obj, item, *args), items))
+        return list(pool.map(one, items))
 
 
 def logger() -> logging.Logger | logging.LoggerAdapter:

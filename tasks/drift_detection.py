@@ -18,7 +18,7 @@ from db.models import Alert, DataDriftReport, Deployment, Organization, Project
 from db.session import session_scope, system_session
 from mlops.access import Principal, system_principal
 from mlops.audit import record_audit
-from mlops.errors import InvalidInput, MlopsError, NotFound
+from mlops.errors import InvalidInput, MlopsError, NotFound, TransientError
 from mlops.outbox import emit_event
 from mlops.storage import open_store
 from tasks.common import IO_TASK
@@ -157,6 +157,10 @@ class DriftTarget:
     environment: str
     config: dict[str, Any]
 
+    @property
+    def name(self) -> str:
+        return f"{self.organization}/{self.project}/{self.deployment} ({self.environment})"
+
 
 @dataclass(frozen=True)
 class DriftOutcome:
@@ -229,8 +233,9 @@ def detect_deployment_drift(
     target: DriftTarget, window: tuple[datetime, datetime] | None, scheduled_at: datetime, actor: Principal | None
 ) -> DriftOutcome:
     """Analyse one deployment over its window. Configuration and data problems give a `failed` outcome with
-    a clear message and write nothing; other deployments are unaffected."""
-    name = f"{target.organization}/{target.project}/{target.deployment} ({target.environment})"
+    a clear message and write nothing; other deployments are unaffected. A TransientError (database or store
+    unreachable) is raised, so the task is retried."""
+    name = target.name
     try:
         config = drift_config(target.config)
         if config is None:
@@ -255,6 +260,8 @@ def detect_deployment_drift(
         report_uri = _save_html(target, result, reference, current, start, end)
         principal = actor or system_principal(target.organization_id, target.organization)
         return _record(target, principal, config, result, reference, current, start, end, report_uri)
+    except TransientError:
+        raise
     except MlopsError as exc:
         return DriftOutcome(
             name, "failed", str(exc), window=(window[0].isoformat(), window[1].isoformat()) if window else None
@@ -308,7 +315,7 @@ def _record(
         "configuration": config.to_json(),
         "report_uri": report_uri,
     }  # fmt: skip
-    name = f"{target.organization}/{target.project}/{target.deployment} ({target.environment})"
+    name = target.name
     with session_scope(target.organization_id) as session:
         report_id = session.execute(
             insert(DataDriftReport)

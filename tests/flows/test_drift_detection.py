@@ -183,6 +183,36 @@ class TestFaults:
         )
         assert db.one("SELECT count(*) FROM alerts WHERE alert_type = 'data_drift'") == 0
 
+    def test_unreachable_store_is_retried_then_fails_that_deployment_only(self, setup, monkeypatch):
+        db, store, alpha, _ = setup
+        import tasks.drift_detection as module
+        from mlops.errors import TransientError
+
+        config = db.one("SELECT deployment_config FROM deployments WHERE id = :d", d=alpha["deployment_production"])
+        unreachable = put_parquet(store, "datasets/alpha/unreachable.parquet", frame(3000, 1))
+        configure(db, alpha["deployment_production"], **{**config["monitoring"]["drift"], "reference_uri": unreachable})
+        attempts = []
+        real_read = module.read_uri
+
+        def flaky(uri, columns=None):
+            if uri == unreachable:
+                attempts.append(uri)
+                raise TransientError("artifact store unreachable")
+            return real_read(uri, columns)
+
+        monkeypatch.setattr(module, "read_uri", flaky)
+        monkeypatch.setattr(module.detect_deployment_drift, "retry_delay_seconds", [0])
+        summary = run()
+        assert len(attempts) == 4  # the first try and three retries
+        outcomes = {o["deployment"].split("/")[-1]: o for o in summary["outcomes"]}
+        failed = outcomes["fraud-api-production (production)"]
+        assert failed["status"] == "failed" and "gave up after retries: artifact store unreachable" in failed["message"]
+        assert outcomes["fraud-api-staging (staging)"]["status"] == "reported"
+        assert (
+            db.one("SELECT count(*) FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_production"])
+            == 0
+        )
+
     def test_empty_window_is_skipped_with_a_clear_message(self, setup):
         db, _, _, _ = setup
         summary = run_flow(detect_drift, orchestrate=False, organization="alpha",
