@@ -70,9 +70,9 @@ def _database() -> str:
     """A fresh, migrated database on DATABASE_URL's server, or on a throwaway embedded server."""
     from sqlalchemy.engine import make_url
 
+    from core.settings import normalize_database_url
     from db import migrate
     from db.embedded import server_url
-    from mlops.settings import normalize_database_url
 
     given = os.environ.get("DATABASE_URL")
     if given:

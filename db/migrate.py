@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
-from mlops.settings import database_url
+from db.url import database_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

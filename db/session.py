@@ -21,8 +21,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, SessionTransaction
 
-from mlops.errors import TransientError
-from mlops.settings import database_url
+from core.errors import TransientError
+from db.url import database_url
 
 APP_ROLE = "mlops_app"
 # No application statement may hang a task forever (a lock held by a stuck session, a runaway query).

@@ -11,11 +11,11 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
+from core.errors import PermissionDenied
 from flows.runtime import call, in_flow_run, logger, map_calls, publish_markdown, publish_table
-from mlops.access import Action
-from mlops.audit import authorize
-from mlops.auth import resolve_principal
-from mlops.errors import PermissionDenied
+from services.access import Action
+from services.audit import authorize
+from services.auth import resolve_principal
 from tasks.drift_detection import DriftOutcome, detect_deployment_drift, explicit_window, list_targets
 
 MAX_CONCURRENT_DEPLOYMENTS = 4

@@ -8,10 +8,10 @@ from typing import Annotated, Any, Literal
 from prefect import flow, task
 from pydantic import Field
 
+from core.errors import GateRejected
 from flows.runtime import call, logger, publish_markdown
-from mlops.access import Principal
-from mlops.auth import resolve_principal
-from mlops.errors import GateRejected
+from services.access import Principal
+from services.auth import resolve_principal
 from tasks.common import IO_TASK
 from tasks.promotion import PromotionOutcome, PromotionRequest, promote_task
 from tasks.registry import promotion_markdown

@@ -20,7 +20,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL
 
-from mlops.errors import TransientError
+from core.errors import TransientError
 
 _log = logging.getLogger("mlops.flows")
 

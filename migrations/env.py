@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, pool, text
 
 import db.models  # noqa: F401  (registers every table on Base.metadata)
 from db.base import Base
-from mlops.settings import database_url
+from db.url import database_url
 
 MIGRATION_LOCK_ID = 7_263_001  # pg_advisory_lock key: two `upgrade` runs never interleave
 

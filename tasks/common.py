@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops.errors import TransientError
+from core.errors import TransientError
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:

@@ -19,8 +19,8 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pyarrow.parquet as pq
 
-from mlops.errors import InvalidInput, NotFound
-from mlops.storage import ArtifactStore, resolve
+from core.errors import InvalidInput, NotFound
+from services.storage import ArtifactStore, resolve
 
 FORMATS = (".parquet", ".pq", ".csv", ".csv.gz")
 CSV_CHUNK_ROWS = 200_000

@@ -59,7 +59,7 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial import distance
 
-from mlops.errors import InvalidInput
+from core.errors import InvalidInput
 
 ColumnType = Literal["num", "cat"]
 COLUMN_TYPES: tuple[ColumnType, ...] = ("num", "cat")

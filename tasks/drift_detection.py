@@ -14,13 +14,13 @@ from prefect import task
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 
+from core.errors import InvalidInput, MlopsError, NotFound, TransientError
 from db.models import Alert, DataDriftReport, Deployment, Organization, Project
 from db.session import session_scope, system_session
-from mlops.access import Principal, system_principal
-from mlops.audit import record_audit
-from mlops.errors import InvalidInput, MlopsError, NotFound, TransientError
-from mlops.outbox import emit_event
-from mlops.storage import open_store
+from services.access import Principal, system_principal
+from services.audit import record_audit
+from services.outbox import emit_event
+from services.storage import open_store
 from tasks.common import IO_TASK
 from tasks.datasets import read_uri, read_window
 from tasks.drift import COLUMN_TYPES, METHODS, DatasetDrift, dataset_drift

@@ -7,7 +7,7 @@ from typing import Any
 
 from db.queries import registry as q
 from db.session import session_scope
-from mlops.access import Action, Principal, require
+from services.access import Action, Principal, require
 
 
 def model_history(principal: Principal, *, project: str, model: str) -> list[dict[str, Any]]:

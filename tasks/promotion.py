@@ -10,13 +10,13 @@ from prefect import task
 from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from core.errors import Conflict, GateRejected, InvalidInput, PermissionDenied
 from db.models import ModelVersion
 from db.queries import registry as q
 from db.session import session_scope
-from mlops.access import Action, Principal, require
-from mlops.audit import record_audit, record_refusal
-from mlops.errors import Conflict, GateRejected, InvalidInput, PermissionDenied
-from mlops.outbox import emit_event
+from services.access import Action, Principal, require
+from services.audit import record_audit, record_refusal
+from services.outbox import emit_event
 from tasks.common import IO_TASK
 from tasks.registry import (
     Champion,

@@ -13,14 +13,14 @@ from prefect import task
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from db.models import Model, ModelVersion, Organization
 from db.queries import registry as q
 from db.session import session_scope
-from mlops.access import Action, Principal, require
-from mlops.audit import record_audit, record_refusal
-from mlops.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from mlops.outbox import emit_event
-from mlops.storage import open_store, resolve
+from services.access import Action, Principal, require
+from services.audit import record_audit, record_refusal
+from services.outbox import emit_event
+from services.storage import open_store, resolve
 from tasks.common import IO_TASK
 from tasks.registry import artifact_key, validate_version
 

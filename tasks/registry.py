@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from mlops.errors import InvalidInput
+from core.errors import InvalidInput
 
 STAGES = ("development", "staging", "production", "archived")
 Stage = Literal["development", "staging", "production", "archived"]

@@ -221,7 +221,7 @@ class TestChannelsAndKeys:
 
 class TestDrift:
     def test_compare_two_files(self, seeded, tmp_path):
-        from mlops.sample_data import transactions
+        from demo.sample_data import transactions
 
         transactions(2000, seed=1).to_parquet(tmp_path / "ref.parquet")
         transactions(2000, seed=2, drifted=True).to_csv(tmp_path / "cur.csv", index=False)

@@ -24,7 +24,7 @@ class NotificationChannel(Base):
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(255))
     type: Mapped[str] = mapped_column(String(50))
-    # non-secret settings in clear, secret ones encrypted by the application (see mlops.secrets)
+    # non-secret settings in clear, secret ones encrypted by the application (see services.secrets)
     configuration: Mapped[dict[str, Any]] = mapped_column(JSONB)
     is_active: Mapped[bool | None] = mapped_column(Boolean, server_default=text("true"))
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))

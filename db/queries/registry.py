@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select, text
 from sqlalchemy.orm import Session, aliased
 
+from core.errors import NotFound
 from db.models import (
     Alert,
     DataDriftReport,
@@ -19,7 +20,6 @@ from db.models import (
     Project,
     User,
 )
-from mlops.errors import NotFound
 
 
 def project_by_slug(*, session: Session, slug: str) -> Project:

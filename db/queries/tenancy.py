@@ -7,8 +7,8 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.errors import NotFound
 from db.models import Organization, OrganizationMembership, Project, ProjectMember, User
-from mlops.errors import NotFound
 
 
 def organization_by_slug(*, session: Session, slug: str) -> Organization:

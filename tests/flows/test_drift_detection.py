@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.errors import InvalidInput, NotFound, PermissionDenied
 from flows.drift_detection import detect_drift
 from flows.runtime import run_flow
-from mlops.errors import InvalidInput, NotFound, PermissionDenied
-from mlops.storage import open_store
+from services.storage import open_store
 from tasks.drift_detection import alert_severity, drift_config, drift_window, explicit_window
 from tests.factories import Db
 
@@ -99,7 +99,7 @@ class TestReports:
             "SELECT report_data FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_production"]
         )[0]
         uri = report["report_data"]["report_uri"]
-        from mlops.storage import resolve
+        from services.storage import resolve
 
         page_store, key = resolve(uri)
         page = page_store.get(key).decode()
@@ -186,7 +186,7 @@ class TestFaults:
     def test_unreachable_store_is_retried_then_fails_that_deployment_only(self, setup, monkeypatch):
         db, store, alpha, _ = setup
         import tasks.drift_detection as module
-        from mlops.errors import TransientError
+        from core.errors import TransientError
 
         config = db.one("SELECT deployment_config FROM deployments WHERE id = :d", d=alpha["deployment_production"])
         unreachable = put_parquet(store, "datasets/alpha/unreachable.parquet", frame(3000, 1))

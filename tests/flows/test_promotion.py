@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core.errors import Conflict, GateRejected, InvalidInput, NotFound, PermissionDenied
 from flows.promotion import promote_model
-from mlops import apikeys
-from mlops.auth import resolve_principal
-from mlops.errors import Conflict, GateRejected, InvalidInput, NotFound, PermissionDenied
+from services import apikeys
+from services.auth import resolve_principal
 from tasks.history import production_at
 from tasks.promotion import PromotionRequest, promote
 from tests.factories import Db

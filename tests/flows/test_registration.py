@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from flows.registration import register_model_version
 from flows.runtime import run_flow
-from mlops.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from mlops.storage import open_store, resolve
+from services.storage import open_store, resolve
 from tests.factories import Db
 
 

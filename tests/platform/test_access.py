@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from mlops.access import KNOWN_SCOPES, RULES, Action, Principal, is_allowed, require, scope_covers, validate_scopes
-from mlops.errors import InvalidInput, PermissionDenied
+from core.errors import InvalidInput, PermissionDenied
+from services.access import KNOWN_SCOPES, RULES, Action, Principal, is_allowed, require, scope_covers, validate_scopes
 
 ORG = uuid.uuid4()
 PROJECT = uuid.uuid4()

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, pool, text
 
-from mlops import apikeys
-from mlops.auth import resolve_principal
-from mlops.errors import InvalidInput, NotFound, PermissionDenied
+from core.errors import InvalidInput, NotFound, PermissionDenied
+from services import apikeys
+from services.auth import resolve_principal
 
 
 def rows(url: str, sql: str, **params):

@@ -7,9 +7,9 @@ from sqlalchemy import create_engine, pool, select, text, update
 
 from db.models import Model
 from db.session import session_scope
-from mlops.audit import client_context, record_audit
-from mlops.auth import resolve_principal, resolve_system
-from mlops.outbox import emit_event
+from services.audit import client_context, record_audit
+from services.auth import resolve_principal, resolve_system
+from services.outbox import emit_event
 
 
 def count(url: str, sql: str, **params) -> int:
@@ -102,8 +102,8 @@ class TestSessions:
             assert s.scalar(text("SELECT current_setting('app.organization_id')")) == str(alpha["org"])
 
     def test_connection_failure_is_a_transient_error(self, monkeypatch):
+        from core.errors import TransientError
         from db.session import dispose_engines
-        from mlops.errors import TransientError
 
         monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2")
         dispose_engines()

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import create_engine, pool, text
 
-from mlops.auth import resolve_principal
-from mlops.errors import Conflict, InvalidInput, PermissionDenied
-from mlops.members import add_member
+from core.errors import Conflict, InvalidInput, PermissionDenied
+from services.auth import resolve_principal
+from services.members import add_member
 
 
 def scalar(url: str, sql: str):

@@ -10,11 +10,11 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, pool, text
 
-from mlops import channels
-from mlops.auth import resolve_principal
-from mlops.errors import Conflict, InvalidInput, PermissionDenied, TransientError
-from mlops.secrets import SecretBox, SecretError, parse_keys, secret_box
-from tasks.notify import DeliveryRefused
+from core.errors import Conflict, InvalidInput, PermissionDenied, TransientError
+from services import channels
+from services.auth import resolve_principal
+from services.secrets import SecretBox, SecretError, parse_keys, secret_box
+from services.senders import DeliveryRefused
 
 SECRET_TOKEN = "xoxb-super-secret-token-4242"
 
@@ -82,7 +82,7 @@ class TestChannels:
         (request,) = http_peer.requests
         assert request.path == f"/hook?token={SECRET_TOKEN}"
         assert request.json()["data"]["test"] is True
-        from tasks.notify import signature
+        from services.senders import signature
 
         assert request.headers["X-Mlops-Signature"] == signature("sign-me", request.body)
 

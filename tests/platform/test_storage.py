@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from mlops.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TransientError
-from mlops.storage import (
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TransientError
+from services.storage import (
     ArtifactStore,
     LocalArtifactStore,
     ObjectInfo,

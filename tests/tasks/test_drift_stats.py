@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mlops.errors import InvalidInput
+from core.errors import InvalidInput
 from tasks.drift import (
     EVIDENTLY_DISPLAY_NAMES,
     METHODS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops.errors import InvalidInput
+from core.errors import InvalidInput
 from tasks.registry import (
     Champion,
     GateInputs,

@@ -34,10 +34,10 @@ from db.models import (
 )
 from db.queries.registry import record_transition
 from db.session import system_session
-from mlops import sample_data
-from mlops.channels import seal
-from mlops.secrets import secret_box
-from mlops.storage import open_store
+from demo import sample_data
+from services.channels import seal
+from services.secrets import secret_box
+from services.storage import open_store
 from tasks.registry import artifact_key
 
 ORG = "acme"

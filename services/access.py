@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from mlops.errors import InvalidInput, PermissionDenied
+from core.errors import InvalidInput, PermissionDenied
 
 
 class Action(StrEnum):

@@ -6,15 +6,15 @@ import io
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from core.errors import GateRejected
+from core.settings import mlops_home
+from demo import sample_data
+from demo.seed import ADMIN, DEVELOPER, MODEL, ORG, PROJECT, seed_demo
 from flows.drift_detection import detect_drift
 from flows.promotion import promote_model
 from flows.registration import register_model_version
 from flows.runtime import run_flow
-from mlops import sample_data
-from mlops.errors import GateRejected
-from mlops.seed import ADMIN, DEVELOPER, MODEL, ORG, PROJECT, seed_demo
-from mlops.settings import mlops_home
-from mlops.storage import open_store
+from services.storage import open_store
 from tasks.datasets import partition_prefix
 from tasks.drift_detection import drift_window
 

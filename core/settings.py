@@ -21,13 +21,3 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
-
-
-def database_url() -> str:
-    """`DATABASE_URL` when set, otherwise the embedded server under MLOPS_HOME (started if needed)."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return normalize_database_url(url)
-    from db.embedded import embedded_database_url
-
-    return embedded_database_url(mlops_home())

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from mlops.errors import InvalidInput, MlopsError, TransientError
+from core.errors import InvalidInput, MlopsError, TransientError
 
 # httpx logs every request's full URL at INFO, and webhook URLs carry tokens: keep those loggers quiet.
 for _name in ("httpx", "httpcore"):

@@ -15,8 +15,8 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from mlops.errors import InvalidInput, MlopsError
-from mlops.settings import mlops_home
+from core.errors import InvalidInput, MlopsError
+from core.settings import mlops_home
 
 KEY_FILE = "secret.key"
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
+from core.errors import Conflict, InvalidInput
 from db.models import Organization, OrganizationMembership, User
 from db.models.tenancy import ORGANIZATION_ROLES
 from db.session import system_session
-from mlops.access import Action, Principal
-from mlops.audit import authorize, record_audit
-from mlops.errors import Conflict, InvalidInput
+from services.access import Action, Principal
+from services.audit import authorize, record_audit
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from core.errors import InvalidInput, PermissionDenied
 from db.queries.tenancy import membership_role, organization_by_slug, project_roles, user_by_email
 from db.session import system_session
-from mlops import apikeys
-from mlops.access import Principal, system_principal
-from mlops.errors import InvalidInput, PermissionDenied
+from services import apikeys
+from services.access import Principal, system_principal
 
 
 def resolve_principal(

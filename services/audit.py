@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from core.errors import PermissionDenied
 from db.models import AuditLog
 from db.session import session_scope
-from mlops.access import Action, Principal, require
-from mlops.errors import PermissionDenied
+from services.access import Action, Principal, require
 
 
 @dataclass(frozen=True)

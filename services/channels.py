@@ -8,13 +8,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.errors import Conflict, InvalidInput, NotFound
 from db.models import NotificationChannel
 from db.session import session_scope, system_session
-from mlops.access import Action, Principal, require
-from mlops.audit import authorize, record_audit
-from mlops.errors import Conflict, InvalidInput, NotFound
-from mlops.secrets import Redacted, SecretBox, secret_box
-from tasks.notify import CHANNEL_FIELDS, redact_value, send_message, validate_channel_settings
+from services.access import Action, Principal, require
+from services.audit import authorize, record_audit
+from services.secrets import Redacted, SecretBox, secret_box
+from services.senders import CHANNEL_FIELDS, redact_value, send_message, validate_channel_settings
 
 CONFIG_VERSION = 1
 

@@ -11,12 +11,12 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 
+from core.errors import InvalidInput, NotFound, PermissionDenied
 from db.models import ApiKey, Organization, User
 from db.queries.tenancy import membership_role, project_roles, user_by_email
 from db.session import session_scope, system_session
-from mlops.access import Action, Principal, validate_scopes
-from mlops.audit import authorize, record_audit, record_refusal
-from mlops.errors import InvalidInput, NotFound, PermissionDenied
+from services.access import Action, Principal, validate_scopes
+from services.audit import authorize, record_audit, record_refusal
 
 KEY_MARKER = "mlk_"
 PREFIX_LENGTH = 12  # "mlk_" + 8 characters: enough to tell keys apart on screen, useless to an attacker

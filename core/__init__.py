@@ -1,0 +1,1 @@
+"""The ground floor: errors, settings and shared types. Imports nothing of the project."""

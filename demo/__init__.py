@@ -1,0 +1,1 @@
+"""The demo: sample data, the seed and `mlops demo`. Not part of the runtime the flows use."""

@@ -1,0 +1,83 @@
+"""`mlops channels` and `mlops secrets`: notification channels and the keys of their secrets."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from mlops.cli.common import (
+    AsOption,
+    JsonOption,
+    OrgOption,
+    echo_json,
+    principal_for,
+    read_json,
+)
+
+channels_app = typer.Typer(help="Notification channels (secrets encrypted at rest).", no_args_is_help=True)
+secrets_app = typer.Typer(help="Encryption keys of channel secrets.", no_args_is_help=True)
+
+
+@channels_app.command("add")
+def channels_add(
+    name: Annotated[str, typer.Option("--name")],
+    channel_type: Annotated[str, typer.Option("--type", help="email, slack, teams or webhook.")],
+    config: Annotated[
+        str, typer.Option("--config", help="Settings as a JSON file path, or - to read JSON from stdin.")
+    ],
+    organization: OrgOption = None,
+    as_email: AsOption = None,
+) -> None:
+    """Add a channel; secret settings (URLs, tokens, passwords) are encrypted before they reach the database."""
+    from services.channels import add_channel
+
+    settings = read_json(config, "--config")
+    view = add_channel(principal_for(organization, as_email), name=name, channel_type=channel_type, settings=settings)
+    typer.echo(f"added {view.type} channel '{view.name}': {json.dumps(view.settings)}")
+
+
+@channels_app.command("list")
+def channels_list(organization: OrgOption = None, as_email: AsOption = None, as_json: JsonOption = False) -> None:
+    """List channels with their secrets redacted."""
+    from services.channels import list_channels
+
+    views = list_channels(principal_for(organization, as_email))
+    if as_json:
+        echo_json([v.__dict__ for v in views])
+        return
+    for v in views:
+        typer.echo(f"{v.name}  {v.type}  {'active' if v.is_active else 'inactive'}  {json.dumps(v.settings)}")
+
+
+@channels_app.command("test")
+def channels_test(
+    name: Annotated[str, typer.Argument(help="Channel name.")],
+    organization: OrgOption = None,
+    as_email: AsOption = None,
+) -> None:
+    """Send a test message through a channel now."""
+    from services.channels import test_channel
+
+    view = test_channel(principal_for(organization, as_email), name=name)
+    typer.echo(f"test message delivered through {view.type} channel '{view.name}'")
+
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Add a new key (key file under MLOPS_HOME) and re-encrypt every channel secret under it."""
+    from services.channels import reencrypt_all
+    from services.secrets import add_key_to_file
+
+    box = add_key_to_file()
+    count = reencrypt_all(box)
+    typer.echo(f"re-encrypted {count} channel secret(s) under the new key; old keys still decrypt")
+
+
+@secrets_app.command("reencrypt")
+def secrets_reencrypt() -> None:
+    """Re-encrypt every channel secret under the first key of MLOPS_SECRET_KEY (after you rotated it)."""
+    from services.channels import reencrypt_all
+
+    typer.echo(f"re-encrypted {reencrypt_all()} channel secret(s) under the newest key")

@@ -1,0 +1,163 @@
+"""`mlops register`, `mlops promote` and `mlops history`: the model registry."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from mlops.cli.common import (
+    AsOption,
+    JsonOption,
+    echo_json,
+    parse_datetime,
+    principal_for,
+    read_json,
+    read_text,
+)
+
+
+def register(
+    model_ref: Annotated[str, typer.Argument(metavar="ORG/PROJECT/MODEL")],
+    version: Annotated[str, typer.Argument(help="Semantic version, e.g. 1.3.0.")],
+    artifact: Annotated[str, typer.Option("--artifact", help="Trained artifact: a local file or store URI.")],
+    metrics: Annotated[str | None, typer.Option("--metrics", help="JSON file of performance metrics.")] = None,
+    schema: Annotated[str | None, typer.Option("--schema", help="JSON file of the input/output schema.")] = None,
+    requirements: Annotated[str | None, typer.Option("--requirements", help="pip freeze output file.")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    model_type: Annotated[str | None, typer.Option("--model-type", help="For a new model.")] = None,
+    framework: Annotated[str | None, typer.Option("--framework", help="For a new model.")] = None,
+    task_type: Annotated[str | None, typer.Option("--task-type", help="For a new model.")] = None,
+    as_email: AsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a trained version in development (runs flow register-model-version)."""
+    from flows.registration import register_model_version
+    from flows.runtime import run_flow
+    from tasks.registry import parse_model_ref
+
+    org, project, model = parse_model_ref(model_ref)
+    result = run_flow(
+        register_model_version,
+        organization=org,
+        project=project,
+        model=model,
+        version=version,
+        artifact=artifact,
+        metrics=read_json(metrics, "--metrics") if metrics else {},
+        model_schema=read_json(schema, "--schema") if schema else {},
+        requirements=read_text(requirements, "--requirements") if requirements else None,
+        description=description,
+        model_type=model_type,
+        framework=framework,
+        task_type=task_type,
+        actor=as_email,
+    )
+    if as_json:
+        echo_json(result)
+        return
+    typer.echo(
+        f"{model} {version}: {result['status']} ({result['artifact_uri']}, {result['size_bytes']} bytes, "
+        f"sha256 {result['sha256'][:12]}…)"
+    )
+
+
+def promote(
+    model_ref: Annotated[str, typer.Argument(metavar="ORG/PROJECT/MODEL")],
+    version: Annotated[str, typer.Argument(help="The version to move.")],
+    to_stage: Annotated[str, typer.Option("--to", help="staging, production or archived.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why; required with --force.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Evaluate the gates; write nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Skip failing gates (admins, with --reason).")] = False,
+    no_rollout: Annotated[bool, typer.Option("--no-rollout", help="Stop after the registry change.")] = False,
+    as_email: AsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Promote a version through its gates (runs flow promote-model). Exit 1 when a gate rejects it."""
+    from core.errors import GateRejected
+    from flows.promotion import promote_model
+    from flows.runtime import run_flow
+    from tasks.registry import parse_model_ref, validate_stage
+
+    org, project, model = parse_model_ref(model_ref)
+    validate_stage(to_stage)
+    try:
+        result = run_flow(
+            promote_model,
+            organization=org,
+            project=project,
+            model=model,
+            version=version,
+            to_stage=to_stage,
+            reason=reason,
+            dry_run=dry_run,
+            force=force,
+            rollout=not no_rollout,
+            actor=as_email,
+        )
+    except GateRejected as rejected:
+        if as_json:
+            echo_json({"status": "rejected", "model": model, "version": version, "to_stage": to_stage,
+                       "gates": rejected.gates})  # fmt: skip
+        else:
+            print_gates(rejected.gates)
+        raise
+    if as_json:
+        echo_json(result)
+        return
+    print_gates(result["gates"])
+    summary = {
+        "promoted": f"{model} {version}: {result['from_stage']} → {result['to_stage']}",
+        "demoted": f"{model} {version}: demoted {result['from_stage']} → {result['to_stage']}",
+        "archived": f"{model} {version}: archived (was {result['from_stage']})",
+        "noop": f"{model} {version} is already in {result['to_stage']}: nothing to do",
+        "dry_run": f"dry run: {model} {version} {result['from_stage']} → {result['to_stage']} would "
+        + ("pass" if all(g["passed"] for g in result["gates"]) else "be rejected")
+        + "; nothing written",
+    }[result["status"]]
+    if result.get("forced"):
+        summary += " (forced past the gates)"
+    if result.get("archived_versions"):
+        summary += f"; archived {', '.join(result['archived_versions'])}"
+    typer.echo(summary)
+    if result["status"] == "promoted" and result["to_stage"] == "production":
+        typer.echo(f"rollout: {result['rollout']}")
+
+
+def history(
+    model_ref: Annotated[str, typer.Argument(metavar="ORG/PROJECT/MODEL")],
+    at: Annotated[str | None, typer.Option("--at", help="Which version was in production at this time.")] = None,
+    as_email: AsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Stage transitions of a model, or which version held production at a point in time."""
+    from tasks.history import model_history, production_at
+    from tasks.registry import parse_model_ref
+
+    org, project, model = parse_model_ref(model_ref)
+    principal = principal_for(org, as_email)
+    if at:
+        holder = production_at(principal, project=project, model=model, at=parse_datetime(at, "--at"))
+        if as_json:
+            echo_json(holder)
+        elif holder:
+            typer.echo(f"{holder['version']} (in production since {holder['since']})")
+        else:
+            typer.echo(f"no version of {model} was in production at {at}")
+        return
+    rows = model_history(principal, project=project, model=model)
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        actor = r["actor"] or ("API key" if r["api_key_id"] else "system")
+        forced = " [forced]" if r["forced"] else ""
+        typer.echo(
+            f"{r['created_at']:%Y-%m-%d %H:%M:%S%z}  {r['version']:<10} {r['from_stage'] or '-':>11} → "
+            f"{r['to_stage']:<11} {actor}{forced}  {r['reason'] or ''}"
+        )
+
+
+def print_gates(gates: list[dict[str, Any]]) -> None:
+    for gate in gates:
+        typer.echo(f"  {'pass' if gate['passed'] else 'FAIL'}  {gate['gate']:<20} {gate['detail']}")

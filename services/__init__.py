@@ -1,0 +1,1 @@
+"""Services that own transactions: access, audit, outbox, API keys, secrets, members, channels, storage, senders."""
