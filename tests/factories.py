@@ -34,6 +34,7 @@ TENANT_TABLES: dict[str, str] = {
     "model_monitoring": (
         "SELECT mm.id, d.organization_id AS org FROM model_monitoring mm JOIN deployments d ON d.id = mm.deployment_id"
     ),
+    "model_monitoring_rollups": "SELECT id, organization_id AS org FROM model_monitoring_rollups",
     "data_drift_reports": (
         "SELECT r.id, d.organization_id AS org FROM data_drift_reports r JOIN deployments d ON d.id = r.deployment_id"
     ),
@@ -133,6 +134,12 @@ def make_tenant(conn: Connection, slug: str, *, max_models: int = 10, max_users:
     )  # fmt: skip
     t.ids["monitoring"] = ins(
         "INSERT INTO model_monitoring (deployment_id, metric_name, value) VALUES (:d, 'latency_p95_ms', 41.0)",
+        d=t["deployment_production"],
+    )
+    t.ids["rollup"] = ins(
+        "INSERT INTO model_monitoring_rollups (deployment_id, metric_name, granularity, bucket_start, sample_count, "
+        "value_sum, value_min, value_max, value_mean, p50, p95, p99) "
+        "VALUES (:d, 'latency_p95_ms', 'hour', date_trunc('hour', now()), 1, 41, 41, 41, 41, 41, 41, 41)",
         d=t["deployment_production"],
     )
     t.ids["drift_report"] = ins(

@@ -1,7 +1,7 @@
 """Every table of the shared schema, one module per area of the spec; importing this registers them all."""
 
 from db.models.experiments import Experiment, ExperimentRun, RunMetric
-from db.models.monitoring import Alert, DataDriftReport, ModelMonitoring
+from db.models.monitoring import Alert, DataDriftReport, ModelMonitoring, ModelMonitoringRollup
 from db.models.notifications import NotificationChannel, NotificationEvent, NotificationRule
 from db.models.projects import Project, ProjectMember
 from db.models.registry import Model, ModelStageTransition, ModelVersion
@@ -20,6 +20,7 @@ __all__ = [
     "ExperimentRun",
     "Model",
     "ModelMonitoring",
+    "ModelMonitoringRollup",
     "ModelStageTransition",
     "ModelVersion",
     "NotificationChannel",

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Double, ForeignKey, Index, String, Text, UniqueConstraint, func, text
+from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Index, String, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, check_in, created_at, jsonb_object, updated_at, uuid_pk
@@ -105,5 +105,46 @@ class Alert(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column()
     resolved_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     resolved_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime | None] = created_at()
+    updated_at: Mapped[datetime | None] = updated_at()
+
+
+ROLLUP_GRANULARITIES = ("hour", "day")
+
+
+class ModelMonitoringRollup(Base):
+    """Hourly and daily statistics of one deployment's metric, computed from `model_monitoring` in SQL.
+
+    Addition to the spec, for the metric aggregation flow (and the retention flow, which deletes raw points
+    only where their rollups are complete): "detailed metrics for 90 days, aggregated for 1 year". Other
+    services read it, so the column names are a contract (README, "Metric rollups"). `bucket_start` is the
+    UTC-aligned start of the hour or day; percentiles are exact (`percentile_cont` over the bucket's points).
+    `organization_id` is copied from the deployment, like `model_monitoring`, for row-level security.
+    """
+
+    __tablename__ = "model_monitoring_rollups"
+    __table_args__ = (
+        check_in("granularity", ROLLUP_GRANULARITIES),
+        UniqueConstraint(
+            "deployment_id", "metric_name", "granularity", "bucket_start", name="uq_model_monitoring_rollups__bucket"
+        ),
+        Index("ix_model_monitoring_rollups__org_bucket", "organization_id", "granularity", "bucket_start"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    metric_name: Mapped[str] = mapped_column(String(100))
+    granularity: Mapped[str] = mapped_column(String(20))
+    bucket_start: Mapped[datetime] = mapped_column()
+    sample_count: Mapped[int] = mapped_column(BigInteger)
+    value_sum: Mapped[float] = mapped_column(Double)
+    value_min: Mapped[float] = mapped_column(Double)
+    value_max: Mapped[float] = mapped_column(Double)
+    value_mean: Mapped[float] = mapped_column(Double)
+    p50: Mapped[float] = mapped_column(Double)
+    p95: Mapped[float] = mapped_column(Double)
+    p99: Mapped[float] = mapped_column(Double)
+    anomaly_count: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     created_at: Mapped[datetime | None] = created_at()
     updated_at: Mapped[datetime | None] = updated_at()
