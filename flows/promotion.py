@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any, Literal
 
-from prefect import flow, task
+from prefect import flow
 from pydantic import Field
 
 from core.errors import GateRejected
 from flows.runtime import call, logger, publish_markdown
 from services.access import Principal
-from services.auth import resolve_principal
-from tasks.common import IO_TASK
+from tasks.identity import authenticate
 from tasks.promotion import PromotionOutcome, PromotionRequest, promote_task
 from tasks.registry import promotion_markdown
-
-
-@task(name="authenticate", **IO_TASK)
-def authenticate(organization: str, actor: str | None) -> Principal:
-    """The acting principal: MLOPS_API_KEY from the environment, else the named actor."""
-    return resolve_principal(organization=organization, as_email=actor, api_key=os.environ.get("MLOPS_API_KEY"))
 
 
 @flow(name="promote-model", log_prints=False, validate_parameters=True)

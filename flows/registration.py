@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from prefect import flow
 from pydantic import Field
 
-from flows.promotion import authenticate
 from flows.runtime import call, logger, publish_markdown
+from tasks.identity import authenticate
 from tasks.registration import RegistrationRequest, register_task
 
 
