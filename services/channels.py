@@ -14,7 +14,7 @@ from db.session import session_scope, system_session
 from services.access import Action, Principal, require
 from services.audit import authorize, record_audit
 from services.secrets import Redacted, SecretBox, secret_box
-from services.senders import CHANNEL_FIELDS, redact_value, send_message, validate_channel_settings
+from services.senders import redact_value, send_message, validate_channel_settings
 
 CONFIG_VERSION = 1
 
@@ -149,10 +149,6 @@ def reencrypt_all(box: SecretBox | None = None) -> int:
                 channel.configuration = configuration
                 count += 1
     return count
-
-
-def channel_types() -> tuple[str, ...]:
-    return tuple(CHANNEL_FIELDS)
 
 
 def _by_name(session, name: str) -> NotificationChannel:

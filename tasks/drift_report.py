@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -274,18 +272,3 @@ def _short_number(value: float) -> str:
 def _truncate(text: str) -> str:
     return text if len(text) <= MAX_LABEL_CHARS else text[: MAX_LABEL_CHARS - 1] + "…"
 
-
-def summary_rows(result: DatasetDrift) -> Sequence[Mapping[str, Any]]:
-    """One plain row per column (for a Prefect table artifact next to the HTML page)."""
-    return [
-        {
-            "column": c.column,
-            "type": c.column_type,
-            "test": c.method,
-            "score": None if not math.isfinite(c.score) else round(c.score, 6),
-            "threshold": None if not math.isfinite(c.threshold) else c.threshold,
-            "drifted": c.drifted,
-            "error": c.error,
-        }
-        for c in result.columns
-    ]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -251,7 +251,7 @@ def _check_model_limit(session, principal: Principal, *, lock: bool = False) -> 
     """Conflict when the organization already has its plan's `max_models` live models."""
     query = select(Organization).where(Organization.id == principal.organization_id)
     org = session.scalar(query.with_for_update() if lock else query)
-    live = session.scalar(select(func.count()).select_from(Model).where(Model.deleted_at.is_(None))) or 0
+    live = q.count_live_models(session=session)
     if org.max_models is not None and live >= org.max_models:
         raise Conflict(
             f"organization '{org.slug}' has reached its plan's limit of {org.max_models} models "
