@@ -15,9 +15,10 @@ import typer
 from core.errors import MlopsError
 from mlops.cli import channels, db, demo, drift, members, registry
 
-# Typer 0.29 vendors click; its usage errors are the bases of the public BadParameter.
-UsageError = typer.BadParameter.__mro__[1]
-ClickException = typer.BadParameter.__mro__[2]
+try:  # Typer 0.29+ vendors click and raises its own copies of click's exceptions
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # older Typer uses click itself
+    from click.exceptions import ClickException, UsageError
 
 app = typer.Typer(help="Control plane of the MLOps platform.", no_args_is_help=True, pretty_exceptions_enable=False)
 
