@@ -38,7 +38,7 @@ from demo import sample_data
 from services.channels import seal
 from services.secrets import secret_box
 from services.storage import open_store
-from tasks.registry import artifact_key
+from tasks.artifact_keys import artifact_key
 
 ORG = "acme"
 PROJECT = "fraud-detection"

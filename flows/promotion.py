@@ -12,7 +12,7 @@ from flows.runtime import call, logger, publish_markdown
 from services.access import Principal
 from tasks.identity import authenticate
 from tasks.promotion import PromotionOutcome, PromotionRequest, promote_task
-from tasks.registry import promotion_markdown
+from tasks.promotion_report import promotion_markdown
 
 
 @flow(name="promote-model", log_prints=False, validate_parameters=True)

@@ -21,8 +21,9 @@ from services.access import Action, Principal, require
 from services.audit import record_audit, record_refusal
 from services.outbox import emit_event
 from services.storage import open_store, resolve
+from tasks.artifact_keys import artifact_key
 from tasks.common import IO_TASK
-from tasks.registry import artifact_key, validate_version
+from tasks.registry import validate_version
 
 CHUNK = 1 << 20
 

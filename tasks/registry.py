@@ -1,6 +1,7 @@
 """Registry rules: version strings, model references, stage transitions, promotion policy and its gates.
 
-Pure functions over plain data; the Prefect tasks that read and write the registry are at the bottom.
+Pure functions over plain data; the tasks that read and write the registry live in `tasks/promotion.py` and
+`tasks/registration.py`.
 """
 
 from __future__ import annotations
@@ -361,54 +362,3 @@ def _optional_bool(data: Mapping[str, Any], key: str) -> bool | None:
     if value is not None and not isinstance(value, bool):
         raise InvalidInput(f"promotion.{key} must be true or false")
     return value
-
-
-def slugify(name: str) -> str:
-    """`Credit Card Fraud Model` → `credit-card-fraud-model` (object keys)."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
-
-
-def artifact_key(org: str, project: str, model_name: str, version: str, sha256: str, filename: str) -> str:
-    """Content-addressed key of a version's artifact: concurrent registrations never overwrite each other."""
-    safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", filename) or "artifact"
-    return f"models/{org}/{project}/{slugify(model_name)}/{version}/{sha256[:16]}/{safe_name}"
-
-
-def promotion_markdown(
-    *,
-    model: str,
-    version: str,
-    from_stage: str,
-    to_stage: str,
-    status: str,
-    gates: Sequence[Mapping[str, Any]],
-    forced: bool = False,
-    reason: str | None = None,
-    archived: Sequence[str] = (),
-) -> str:
-    """The promotion decision as a markdown document (the flow run's artifact)."""
-    verdict = {
-        "promoted": "✅ promoted",
-        "demoted": "↩️ demoted",
-        "archived": "🗄️ archived",
-        "noop": "no change",
-        "dry_run": "dry run (nothing written)",
-        "rejected": "❌ rejected",
-    }.get(status, status)
-    lines = [
-        f"# {model} {version}: {from_stage} → {to_stage}",
-        "",
-        f"**Decision:** {verdict}" + (" — **forced past the gates**" if forced else ""),
-    ]
-    if reason:
-        lines.append(f"**Reason:** {reason}")
-    if archived:
-        lines.append(f"**Archived:** {', '.join(archived)} (previous production)")
-    lines += ["", "| gate | verdict | detail |", "|---|---|---|"]
-    for gate in gates:
-        mark = "pass" if gate["passed"] else "FAIL"
-        detail = str(gate["detail"]).replace("|", "\\|")
-        lines.append(f"| {gate['gate']} | {mark} | {detail} |")
-    if not gates:
-        lines.append("| (none apply) | | |")
-    return "\n".join(lines) + "\n"

@@ -131,7 +131,7 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Stage transitions of a model, or which version held production at a point in time."""
-    from tasks.history import model_history, production_at
+    from services.history import model_history, production_at
     from tasks.registry import parse_model_ref
 
     org, project, model = parse_model_ref(model_ref)

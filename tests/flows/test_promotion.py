@@ -11,7 +11,7 @@ from core.errors import Conflict, GateRejected, InvalidInput, NotFound, Permissi
 from flows.promotion import promote_model
 from services import apikeys
 from services.auth import resolve_principal
-from tasks.history import production_at
+from services.history import production_at
 from tasks.promotion import PromotionRequest, promote
 from tests.factories import Db
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 
 from core.errors import InvalidInput
+from tasks.artifact_keys import artifact_key
+from tasks.promotion_report import promotion_markdown
 from tasks.registry import (
     Champion,
     GateInputs,
     PromotionPolicy,
-    artifact_key,
     classify_transition,
     evaluate_gates,
     gates_for,
     greater_is_better,
     parse_model_ref,
-    promotion_markdown,
     promotion_policy,
     validate_version,
 )
