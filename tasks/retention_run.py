@@ -35,12 +35,12 @@ def enforce_one(plan: OrgPlan, *, now: datetime, dry_run: bool, batch_size: int,
         ("monitoring_raw", lambda: [retention_data.monitoring_raw(org, cut, dry_run=dry_run)]),
         ("monitoring_rollups",
          lambda: [retention_data.monitoring_rollups(org, cut, dry_run=dry_run, batch_size=batch_size)]),
+        ("model_artifacts", lambda: [retention_data.model_artifacts(org, cut, policy, principal, dry_run=dry_run)]),
         ("deleted_deployments", lambda: retention_data.soft_deleted(org, cut, policy, principal, dry_run=dry_run,
                                                                    batch_size=batch_size)),
-        ("model_artifacts", lambda: [retention_data.model_artifacts(org, cut, policy, principal, dry_run=dry_run)]),
         ("notification_events",
          lambda: retention_data.notifications(org, cut, dry_run=dry_run, batch_size=batch_size)),
-    ]  # fmt: skip
+    ]  # fmt: skip  (artifacts before soft-deleted rows: a model is purged only once its artifacts are)
     for name, step in steps:
         try:
             report.categories.extend(step())
