@@ -33,13 +33,16 @@ def enforce_one(plan: OrgPlan, *, now: datetime, dry_run: bool, batch_size: int,
     steps: list[tuple[str, Any]] = [
         ("audit_logs", lambda: [audit_logs(plan, cut.audit_logs, now, dry_run=dry_run, batch_size=batch_size)]),
         ("monitoring_raw", lambda: [retention_data.monitoring_raw(org, cut, dry_run=dry_run)]),
-        ("monitoring_rollups",
-         lambda: [retention_data.monitoring_rollups(org, cut, dry_run=dry_run, batch_size=batch_size)]),
+        (
+            "monitoring_rollups",
+            lambda: [retention_data.monitoring_rollups(org, cut, dry_run=dry_run, batch_size=batch_size)],
+        ),
         ("model_artifacts", lambda: [retention_data.model_artifacts(org, cut, policy, principal, dry_run=dry_run)]),
-        ("deleted_deployments", lambda: retention_data.soft_deleted(org, cut, policy, principal, dry_run=dry_run,
-                                                                   batch_size=batch_size)),
-        ("notification_events",
-         lambda: retention_data.notifications(org, cut, dry_run=dry_run, batch_size=batch_size)),
+        (
+            "deleted_deployments",
+            lambda: retention_data.soft_deleted(org, cut, policy, principal, dry_run=dry_run, batch_size=batch_size),
+        ),
+        ("notification_events", lambda: retention_data.notifications(org, cut, dry_run=dry_run, batch_size=batch_size)),
     ]  # fmt: skip  (artifacts before soft-deleted rows: a model is purged only once its artifacts are)
     for name, step in steps:
         try:
@@ -111,3 +114,45 @@ def _finish(report: OrgReport, principal: Principal, now: datetime) -> None:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+
+
+def restore_audit_month(organization: str, period: str, *, keep_days: int, principal: Principal | None) -> dict:
+    """`mlops retention restore audit_logs`: load an archived month back (idempotent), hold it `keep_days`
+    days so retention does not delete it again meanwhile, and audit the restore. Runs under the run lock."""
+    from datetime import UTC, timedelta
+
+    from core.errors import InvalidInput, NotFound
+    from services.storage import open_store
+    from tasks.retention import parse_month, run_lock
+    from tasks.retention_audit import restore_month
+
+    parse_month(period)
+    if not 1 <= keep_days <= 3650:
+        raise InvalidInput(f"--keep-days must be between 1 and 3650, got {keep_days}")
+    with retention_owner_session() as session:
+        rows = q.organizations_with_settings(session=session, slug=organization)
+    if not rows:
+        raise NotFound(f"unknown organization '{organization}'")
+    org_id = rows[0][0]
+    actor = principal or system_principal(org_id, organization)
+    with run_lock():
+        outcome = restore_month(open_store(), organization_id=org_id, slug=organization, period=period,
+                                hold_until=datetime.now(UTC) + timedelta(days=keep_days))  # fmt: skip
+        result = {
+            "organization": organization, "period": period, "archive": outcome.key,
+            "archived_rows": outcome.archived_rows, "inserted": outcome.inserted,
+            "already_present": outcome.already_present, "references_gone": outcome.references_gone,
+            "held_until": outcome.held_until.isoformat(),
+        }  # fmt: skip
+        with retention_owner_session() as session:
+            record_audit(session, principal=actor, action="retention.restore", resource_type="organization",
+                         resource_id=org_id, details={"category": "audit_logs", **result})  # fmt: skip
+    return result
+
+
+def list_archive_records(organization: str | None) -> list[dict]:
+    """The archive ledger, for `mlops retention archives`."""
+    from dataclasses import asdict
+
+    with retention_owner_session() as session:
+        return [asdict(r) for r in q.list_archives(session=session, slug=organization)]
