@@ -15,20 +15,17 @@ from services.access import Principal
 from services.audit import record_audit
 from tasks.retention import CategoryReport, Cutoffs, RetentionPolicy, retention_owner_session
 
-MONITORING_WINDOW = timedelta(hours=6)  # raw points deleted per transaction: whole hours, bounded span
+MONITORING_WINDOW = timedelta(hours=12)  # raw points deleted per transaction: whole hours, bounded span
 
 
 def monitoring_raw(org_id: uuid.UUID, cut: Cutoffs, *, dry_run: bool) -> CategoryReport:
     """Raw points older than the cutoff, only in hour buckets whose rollups are complete."""
     report = CategoryReport("monitoring_raw")
-    with retention_owner_session() as session:
-        deletable, held = q.raw_monitoring_counts(session=session, organization_id=org_id, cutoff=cut.monitoring_raw)
-    report.held = held
-    if held:
-        report.note = f"{held} raw point(s) kept: their hourly/daily rollups are missing or incomplete"
-    if dry_run or not deletable:
-        report.count = deletable
-        return report
+    if dry_run:
+        with retention_owner_session() as session:
+            report.count, report.held = q.raw_monitoring_counts(session=session, organization_id=org_id,
+                                                                cutoff=cut.monitoring_raw)  # fmt: skip
+        return _held_note(report)
     after: datetime | None = None
     while True:
         with retention_owner_session() as session:
@@ -41,6 +38,14 @@ def monitoring_raw(org_id: uuid.UUID, cut: Cutoffs, *, dry_run: bool) -> Categor
         with retention_owner_session() as session:
             report.count += q.delete_raw_monitoring_window(session=session, organization_id=org_id, lo=lo, hi=hi)
         after = hi
+    with retention_owner_session() as session:  # what is left before the cutoff was held back
+        report.held = q.raw_monitoring_counts(session=session, organization_id=org_id, cutoff=cut.monitoring_raw)[1]
+    return _held_note(report)
+
+
+def _held_note(report: CategoryReport) -> CategoryReport:
+    if report.held:
+        report.note = f"{report.held} raw point(s) kept: their hourly/daily rollups are missing or incomplete"
     return report
 
 
