@@ -53,10 +53,16 @@ def _print_summary(summary: dict) -> None:
     verb = "would remove" if summary["dry_run"] else "removed"
     typer.echo(f"{'DRY RUN: ' if summary['dry_run'] else ''}retention as of {summary['as_of'][:19]}Z")
     typer.echo(f"{'organization':<14} {'category':<24} {verb:>12} {'kept':>6}  detail")
-    for row in table_rows(reports):
-        flag = f"{row['status']}: " if row["status"] in ("failed", "skipped") else ""
-        line = f"{row['organization']:<14} {row['category']:<24} {row['count']:>12} {row['held']:>6}  {flag}"
-        typer.echo((line + row["detail"]).rstrip())
+    rows = table_rows(reports)
+    for report in reports:
+        shown = [r for r in rows if r["organization"] == report.organization
+                 and (r["count"] or r["held"] or r["status"] in ("failed", "skipped"))]  # fmt: skip
+        if not shown:
+            typer.echo(f"{report.organization:<14} {'(nothing expired)':<24}")
+        for row in shown:
+            flag = f"{row['status']}: " if row["status"] in ("failed", "skipped") else ""
+            line = f"{row['organization']:<14} {row['category']:<24} {row['count']:>12} {row['held']:>6}  {flag}"
+            typer.echo((line + row["detail"]).rstrip())
 
 
 @app.command("restore")
