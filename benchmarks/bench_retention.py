@@ -161,7 +161,8 @@ def _counts(url: str) -> tuple[int, int]:
 
 def main() -> dict:
     from db import migrate
-    from flows import retention  # noqa: F401  (Prefect's import time is not retention's)
+    from flows import retention  # noqa: F401  (import time, Prefect's and Arrow's, is not retention's work)
+    from tasks import retention_run  # noqa: F401
 
     admin_libpq, admin = _admin()
     with psycopg.connect(admin_libpq, autocommit=True) as conn:

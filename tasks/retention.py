@@ -158,6 +158,7 @@ class CategoryReport:
     archive_keys: list[str] = field(default_factory=list)
     note: str = ""
     error: str = ""
+    seconds: float = 0.0
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -45,11 +46,17 @@ def enforce_one(plan: OrgPlan, *, now: datetime, dry_run: bool, batch_size: int,
         ("notification_events", lambda: retention_data.notifications(org, cut, dry_run=dry_run, batch_size=batch_size)),
     ]  # fmt: skip  (artifacts before soft-deleted rows: a model is purged only once its artifacts are)
     for name, step in steps:
+        started = time.perf_counter()
         try:
-            report.categories.extend(step())
+            produced = step()
         except Exception as exc:  # reported per category; the run goes on with the others
             _log.warning("retention %s/%s failed: %s", plan.slug, name, exc)
-            report.category(name).error = _one_line(exc)
+            produced = [report.category(name)]
+            produced[0].error = _one_line(exc)
+        else:
+            report.categories.extend(produced)
+        for category in produced:
+            category.seconds = round((time.perf_counter() - started) / len(produced), 3)
     if report.failures:
         report.status = "failed"
     if not dry_run:

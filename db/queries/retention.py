@@ -231,26 +231,42 @@ def list_archives(*, session: Session, slug: str | None = None) -> list[ArchiveR
 
 # --- monitoring ----------------------------------------------------------------------------------------------
 
-_RAW_BUCKETS = """
-    SELECT m.deployment_id, m.metric_name, date_trunc('hour', m.recorded_at, 'UTC') AS bucket, count(*) AS n
-    FROM model_monitoring m
-    WHERE m.organization_id = :org AND m.recorded_at >= :lo AND m.recorded_at < :hi
-    GROUP BY 1, 2, 3
+# The raw hour buckets of a window, and the organization's rollups that can cover them (small, materialized
+# once per statement, so the checks below are hash lookups, not a scan of all rollups per bucket).
+_WINDOW = """
+    raw AS MATERIALIZED (
+        SELECT m.deployment_id, m.metric_name, date_trunc('hour', m.recorded_at, 'UTC') AS bucket, count(*) AS n
+        FROM model_monitoring m
+        WHERE m.organization_id = :org AND m.recorded_at >= :lo AND m.recorded_at < :hi
+        GROUP BY 1, 2, 3
+    ),
+    hourly AS MATERIALIZED (
+        SELECT deployment_id, metric_name, bucket_start, sample_count FROM model_monitoring_rollups
+        WHERE organization_id = :org AND granularity = 'hour' AND bucket_start >= :lo AND bucket_start < :hi
+    ),
+    daily AS MATERIALIZED (
+        SELECT deployment_id, metric_name, bucket_start FROM model_monitoring_rollups
+        WHERE organization_id = :org AND granularity = 'day'
+          AND bucket_start >= date_trunc('day', CAST(:lo AS timestamptz), 'UTC') AND bucket_start < :hi
+    )
 """
 
 # THE definition of "rollups complete" for one hour bucket of raw points (`raw`: deployment_id, metric_name,
 # bucket, n): its hourly rollup exists and counted exactly the raw points still there, and the daily rollup of
 # its UTC day exists. Raw points are deleted only where this holds; nowhere else decides it.
+# integrator: AND NOT EXISTS pending invalidation
+#   (model_monitoring_invalidations i WHERE i.deployment_id = raw.deployment_id
+#    AND i.metric_name = raw.metric_name AND i.bucket_start = raw.bucket), at the marked line below.
 ROLLUPS_COMPLETE = """
     EXISTS (
-        SELECT 1 FROM model_monitoring_rollups h
+        SELECT 1 FROM hourly h
         WHERE h.deployment_id = raw.deployment_id AND h.metric_name = raw.metric_name
-          AND h.granularity = 'hour' AND h.bucket_start = raw.bucket AND h.sample_count = raw.n
+          AND h.bucket_start = raw.bucket AND h.sample_count = raw.n
     )
     AND EXISTS (
-        SELECT 1 FROM model_monitoring_rollups d
+        SELECT 1 FROM daily d
         WHERE d.deployment_id = raw.deployment_id AND d.metric_name = raw.metric_name
-          AND d.granularity = 'day' AND d.bucket_start = date_trunc('day', raw.bucket, 'UTC')
+          AND d.bucket_start = date_trunc('day', raw.bucket, 'UTC')
     )
     -- integrator: AND NOT EXISTS pending invalidation
 """
@@ -260,10 +276,10 @@ def raw_monitoring_counts(*, session: Session, organization_id: uuid.UUID, cutof
     """(raw points older than `cutoff` whose rollups are complete, those held back without complete rollups)."""
     row = session.execute(
         text(
-            f"WITH raw AS ({_RAW_BUCKETS}) SELECT COALESCE(sum(n) FILTER (WHERE {ROLLUPS_COMPLETE}), 0) AS ok, "
+            f"WITH {_WINDOW} SELECT COALESCE(sum(n) FILTER (WHERE {ROLLUPS_COMPLETE}), 0) AS ok, "
             "COALESCE(sum(n), 0) AS total FROM raw"
         ),
-        {"org": organization_id, "lo": datetime.min.replace(tzinfo=cutoff.tzinfo), "hi": cutoff},
+        {"org": organization_id, "lo": datetime(1970, 1, 1, tzinfo=cutoff.tzinfo), "hi": cutoff},
     ).one()
     return int(row.ok), int(row.total - row.ok)
 
@@ -283,18 +299,30 @@ def next_raw_monitoring_time(*, session: Session, organization_id: uuid.UUID, af
 def delete_raw_monitoring_window(*, session: Session, organization_id: uuid.UUID, lo: datetime, hi: datetime) -> int:
     """Delete the raw points of `[lo, hi)` (whole UTC hours) whose bucket's rollups are complete.
 
-    One statement: the count that `ROLLUPS_COMPLETE` compares and the delete see the same snapshot, so a late
-    point that lands in a bucket meanwhile is either counted (mismatch: nothing goes) or kept.
+    Must open its transaction: it makes it REPEATABLE READ, so the counts that `ROLLUPS_COMPLETE` compares and
+    the delete see one snapshot; a late point that lands in a bucket meanwhile is invisible to the delete and
+    stays (its bucket's counts then differ, so it is kept until aggregation recounts it). The common case,
+    every bucket complete, is a plain range delete.
     """
+    session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    params = {"org": organization_id, "lo": lo, "hi": hi}
+    incomplete = session.execute(
+        text(f"WITH {_WINDOW} SELECT deployment_id, metric_name, bucket FROM raw WHERE NOT ({ROLLUPS_COMPLETE})"),
+        params,
+    ).all()
+    keep = ""
+    if incomplete:
+        keep = (
+            " AND (deployment_id, metric_name, date_trunc('hour', recorded_at, 'UTC')) NOT IN "
+            "(SELECT * FROM unnest(CAST(:d AS uuid[]), CAST(:m AS text[]), CAST(:b AS timestamptz[])))"
+        )
+        params |= {"d": [r[0] for r in incomplete], "m": [r[1] for r in incomplete], "b": [r[2] for r in incomplete]}
     return session.execute(
         text(
-            f"WITH raw AS ({_RAW_BUCKETS}), complete AS (SELECT * FROM raw WHERE {ROLLUPS_COMPLETE}) "
-            "DELETE FROM model_monitoring m USING complete c "
-            "WHERE m.organization_id = :org AND m.recorded_at >= :lo AND m.recorded_at < :hi "
-            "AND m.deployment_id = c.deployment_id AND m.metric_name = c.metric_name "
-            "AND m.recorded_at >= c.bucket AND m.recorded_at < c.bucket + interval '1 hour'"
+            "DELETE FROM model_monitoring WHERE organization_id = :org AND recorded_at >= :lo AND recorded_at < :hi"
+            + keep
         ),
-        {"org": organization_id, "lo": lo, "hi": hi},
+        params,
     ).rowcount
 
 
