@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+import pyarrow
 
 from benchmarks.common import print_table, write_results
 
@@ -162,6 +163,9 @@ def _counts(url: str) -> tuple[int, int]:
 def main() -> dict:
     from db import migrate
     from flows import retention  # noqa: F401  (import time, Prefect's and Arrow's, is not retention's work)
+    from services import storage  # noqa: F401
+
+    pyarrow.array([0])  # Arrow imports pandas on its first Python conversion: a one-off, not per run
     from tasks import retention_run  # noqa: F401
 
     admin_libpq, admin = _admin()

@@ -74,19 +74,29 @@ _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 def uuid_text_to_arrow(strings: pa.Array) -> pa.Array:
     """Canonical UUID strings (nulls allowed) -> an Arrow `uuid` array, vectorised (no per-row Python)."""
     strings = strings.combine_chunks() if isinstance(strings, pa.ChunkedArray) else strings
-    filled = pc.fill_null(strings, _ZERO_UUID).cast(pa.large_string())
-    data = np.frombuffer(filled.buffers()[2], dtype=np.uint8)
-    offsets = np.frombuffer(filled.buffers()[1], dtype=np.int64)[filled.offset : filled.offset + len(filled) + 1]
-    if len(filled) and not np.all(np.diff(offsets) == 36):
+    if strings.type != pa.string():
+        strings = strings.cast(pa.string())
+    n = len(strings)
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)[strings.offset : strings.offset + n + 1]
+    lengths = np.diff(offsets)
+    valid = np.ones(n, dtype=bool)
+    if strings.null_count:  # the validity bitmap, unpacked (Arrow's boolean to_numpy would import pandas)
+        bits = np.unpackbits(np.frombuffer(strings.buffers()[0], dtype=np.uint8), bitorder="little")
+        valid = bits[strings.offset : strings.offset + n].astype(bool)
+    if n and not (np.all(lengths[valid] == 36) and np.all(lengths[~valid] == 0)):
         raise MlopsError("archive: a UUID column holds a value that is not a canonical UUID")
-    chars = data[offsets[0] : offsets[-1]].reshape(-1, 36)
-    hexdigits = np.delete(chars, _DASHES, axis=1)
-    nibbles = _UNHEX[hexdigits]
+    chars = np.full((n, 36), ord("0"), dtype=np.uint8)
+    if n:
+        data = np.frombuffer(strings.buffers()[2], dtype=np.uint8) if strings.buffers()[2] else np.empty(0, np.uint8)
+        chars[valid] = data[offsets[0] : offsets[-1]].reshape(-1, 36)
+    nibbles = _UNHEX[np.delete(chars, _DASHES, axis=1)]
     if (nibbles == 255).any():
         raise MlopsError("archive: a UUID column holds a value that is not a canonical UUID")
-    storage = binary16(((nibbles[:, 0::2] << 4) | nibbles[:, 1::2]).astype(np.uint8))
-    if strings.null_count:
-        storage = pc.if_else(strings.is_null(), pa.scalar(None, pa.binary(16)), storage)
+    raw = ((nibbles[:, 0::2] << 4) | nibbles[:, 1::2]).astype(np.uint8)
+    validity = None if not strings.null_count else pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
+    storage = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(16), n, [validity, pa.py_buffer(np.ascontiguousarray(raw).tobytes())], null_count=n - int(valid.sum())
+    )
     return pa.ExtensionArray.from_storage(pa.uuid(), storage)
 
 
