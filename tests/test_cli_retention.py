@@ -38,6 +38,7 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_dry_run_then_run_then_archives_then_restore_twice(env):
     run_env, db, alpha = env
     from datetime import UTC, datetime, timedelta
