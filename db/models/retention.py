@@ -32,7 +32,7 @@ class RetentionArchive(Base):
     id: Mapped[uuid.UUID] = uuid_pk()
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     category: Mapped[str] = mapped_column(String(50))
-    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM (UTC)
+    period: Mapped[str] = mapped_column(String(20))  # YYYY-MM (UTC), checked
     object_key: Mapped[str] = mapped_column(String(1024))
     row_count: Mapped[int] = mapped_column(BigInteger)
     min_time: Mapped[datetime | None] = mapped_column()

@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("organization_id", sa.UUID(), nullable=False),
         sa.Column("category", sa.String(length=50), nullable=False),
-        sa.Column("period", sa.String(length=7), nullable=False),
+        sa.Column("period", sa.String(length=20), nullable=False),
         sa.Column("object_key", sa.String(length=1024), nullable=False),
         sa.Column("row_count", sa.BigInteger(), nullable=False),
         sa.Column("min_time", sa.DateTime(timezone=True), nullable=True),
