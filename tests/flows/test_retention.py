@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow.parquet as pq
 import pytest
 
-from core.errors import Conflict
+from core.errors import Conflict, InvalidInput, PermissionDenied
 from flows.retention import enforce_retention
 from services.storage import open_store
 from tasks.retention import run_lock
@@ -120,6 +120,8 @@ class TestAuditArchive:
         run_audit = db.all("SELECT details FROM audit_logs WHERE organization_id = :o AND action = "
                            "'retention.enforce'", o=alpha["org"])  # fmt: skip
         assert len(run_audit) == 1 and run_audit[0]["details"]["counts"]["audit_logs"] == 100
+        assert db.one("SELECT count(*) FROM alerts WHERE alert_type = 'custom'") == 0  # alerts only on failure
+        assert db.one("SELECT count(*) FROM notification_events WHERE event_type = 'retention.failed'") == 0
         assert len(run_audit[0]["details"]["archive_keys"]) == 2
 
         for period in ("2024-09", "2024-10"):
@@ -215,6 +217,21 @@ class TestRun:
         assert bad["status"] == "skipped" and "audit_logs_days" in bad["error"]
         assert good["status"] == "ok" and counts(good)["audit_logs"] == 5
         assert len(audit_rows(db, alpha["org"], NOW - timedelta(days=730))) == 5
+        db.close()
+
+    def test_an_admin_runs_it_on_demand_and_is_audited_as_themselves(self, tenants_db, local_store):
+        url, alpha, _ = tenants_db
+        db = Db(url)
+        seed_audit(db, alpha["org"], alpha["admin"], 3)
+        summary = run(organization="alpha", actor="admin@alpha.example")
+        assert [r["organization"] for r in summary["organizations"]] == ["alpha"]
+        row = db.all("SELECT user_id, details FROM audit_logs WHERE action = 'retention.enforce'")
+        assert len(row) == 1 and row[0]["user_id"] == alpha["admin"] and "actor" not in row[0]["details"]
+        with pytest.raises(PermissionDenied):
+            run(organization="alpha", actor="developer@alpha.example")
+        with pytest.raises(InvalidInput, match="--org"):
+            run(actor="admin@alpha.example")
+        assert db.one("SELECT count(*) FROM audit_logs WHERE action = 'retention.enforce.denied'") == 1
         db.close()
 
     def test_a_second_run_is_refused_while_one_holds_the_lock(self, fresh_db):
