@@ -4,6 +4,7 @@ next run finishes the job."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -76,4 +77,33 @@ def test_sigkill_at_each_stage_loses_and_duplicates_nothing(stage, backend, tena
         restore_month(store, organization_id=alpha["org"], slug="alpha", period=period,
                       hold_until=NOW + timedelta(days=1))  # fmt: skip
     assert audit_rows(db, alpha["org"], CUTOFF) == original
+    db.close()
+
+
+@pytest.mark.slow
+def test_sigkill_while_rewriting_a_month_that_gained_rows(tenants_db, tmp_path, monkeypatch):
+    from datetime import UTC, datetime
+
+    monkeypatch.setenv("MLOPS_ARTIFACT_URI", (tmp_path / "artifacts").as_uri())
+    url, alpha, _ = tenants_db
+    db = Db(url)
+    seed_audit(db, alpha["org"], alpha["admin"], 20, start=datetime(2024, 11, 1, tzinfo=UTC), step_hours=24)
+    first, later = datetime(2026, 11, 10, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC)
+    enforce_retention.fn(organization="alpha", batch_size=5, as_of=first)  # archives Nov 2..9 (8 rows)
+    store = open_store()
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.flows.retention_crash_child", "after_archive", later.isoformat()],
+        cwd=ROOT, env={**os.environ, "MLOPS_ORCHESTRATE": "never"}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    # the rewritten object holds all 20; the manifest still describes the old 8; the 12 rows are still in the db
+    assert len(archived_ids(store)) == 20
+    assert json.loads(store.get("retention/audit_logs/alpha/2024-11.manifest.json"))["row_count"] == 8
+    assert len(audit_rows(db, alpha["org"], later - timedelta(days=730))) == 12
+
+    enforce_retention.fn(organization="alpha", batch_size=5, as_of=later)
+    assert audit_rows(db, alpha["org"], later - timedelta(days=730)) == []
+    assert len(archived_ids(store)) == len(set(archived_ids(store))) == 20
+    assert json.loads(store.get("retention/audit_logs/alpha/2024-11.manifest.json"))["row_count"] == 20
+    assert db.one("SELECT row_count FROM retention_archives WHERE period = '2024-11'") == 20
     db.close()
