@@ -404,10 +404,28 @@ def restore_month(
             summary.row_count,
             summary.checksum,
         ):
-            raise MlopsError(f"{key} does not match its manifest (count or checksum); nothing restored")
+            raise MlopsError(
+                f"{key} does not match its manifest (an archive run was interrupted): run `mlops retention --org "
+                f"{slug}` to finish it, then restore; nothing restored"
+            )
         with retention_owner_session() as session:
-            q.hold_archive(session=session, organization_id=organization_id, category=CATEGORY, period=period,
-                           until=hold_until)  # fmt: skip
+            if not q.hold_archive(
+                session=session, organization_id=organization_id, category=CATEGORY, period=period, until=hold_until
+            ):  # the ledger lost the month: record it again
+                q.record_archive(
+                    session=session,
+                    organization_id=organization_id,
+                    category=CATEGORY,
+                    period=period,
+                    object_key=key,
+                    row_count=summary.row_count,
+                    min_time=summary.min_time,
+                    max_time=summary.max_time,
+                    checksum=summary.checksum,
+                    size_bytes=path.stat().st_size,
+                )
+                q.hold_archive(session=session, organization_id=organization_id, category=CATEGORY, period=period,
+                               until=hold_until)  # fmt: skip
         inserted = gone = 0
         for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
             with retention_owner_session() as session:
