@@ -45,6 +45,7 @@ TENANT_TABLES: dict[str, str] = {
     "notification_rules": "SELECT id, organization_id AS org FROM notification_rules",
     "notification_events": "SELECT id, organization_id AS org FROM notification_events",
     "model_stage_transitions": "SELECT id, organization_id AS org FROM model_stage_transitions",
+    "retention_archives": "SELECT id, organization_id AS org FROM retention_archives",
 }
 
 
@@ -175,6 +176,11 @@ def make_tenant(conn: Connection, slug: str, *, max_models: int = 10, max_users:
         "INSERT INTO notification_events (organization_id, project_id, trigger_type, event_type) "
         "VALUES (:o, :p, 'alert', 'test.event')",
         o=t["org"], p=t["project"],
+    )  # fmt: skip
+    t.ids["retention_archive"] = ins(
+        "INSERT INTO retention_archives (organization_id, category, period, object_key, row_count, checksum) "
+        "VALUES (:o, 'audit_logs', '2023-01', :k, 1, :c)",
+        o=t["org"], k=f"retention/audit_logs/{slug}/2023-01.parquet", c="0" * 64,
     )  # fmt: skip
     return t
 

@@ -5,6 +5,7 @@ from db.models.monitoring import Alert, DataDriftReport, ModelMonitoring, ModelM
 from db.models.notifications import NotificationChannel, NotificationEvent, NotificationRule
 from db.models.projects import Project, ProjectMember
 from db.models.registry import Model, ModelStageTransition, ModelVersion
+from db.models.retention import RetentionArchive
 from db.models.security import ApiKey, AuditLog
 from db.models.serving import Deployment, DeploymentHistory
 from db.models.tenancy import Organization, OrganizationMembership, User
@@ -30,6 +31,7 @@ __all__ = [
     "OrganizationMembership",
     "Project",
     "ProjectMember",
+    "RetentionArchive",
     "RunMetric",
     "User",
 ]

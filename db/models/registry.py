@@ -65,7 +65,9 @@ class ModelVersion(Base):
 
     Additions to the spec, for the promotion flow: `artifact_sha256` (the artifact's checksum, recorded at
     registration so re-registering the same artifact is a no-op and a different one a conflict) and the
-    partial unique index that allows at most one production version per model.
+    partial unique index that allows at most one production version per model. For the retention flow:
+    `artifact_purged_at`, when retention deleted the artifact from the store (1 year after retirement), so the
+    row kept for lineage says its `model_file_path` no longer resolves, and the purge is not attempted again.
     """
 
     __tablename__ = "model_versions"
@@ -88,6 +90,7 @@ class ModelVersion(Base):
     model_file_path: Mapped[str] = mapped_column(String(500))  # artifact-store URI
     model_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     artifact_sha256: Mapped[str | None] = mapped_column(String(64))
+    artifact_purged_at: Mapped[datetime | None] = mapped_column()
     requirements: Mapped[str | None] = mapped_column(Text)  # pip freeze output
     performance_metrics: Mapped[dict[str, Any] | None] = jsonb_object()
     training_metrics: Mapped[dict[str, Any] | None] = jsonb_object()

@@ -1,4 +1,4 @@
-"""The `mlops` command line: database, seed and demo, API keys, channels, secrets, registry and drift.
+"""The `mlops` command line: database, seed and demo, API keys, channels, secrets, registry, drift and retention.
 
 Errors print one line on stderr and exit 2 for bad input, 3 for a refused permission, 1 for a failed
 operation, 0 for success. Commands import what they use when they run, so `mlops --help` and the small
@@ -13,7 +13,7 @@ from importlib.metadata import version
 import typer
 
 from core.errors import MlopsError
-from mlops.cli import channels, db, demo, drift, members, registry
+from mlops.cli import channels, db, demo, drift, members, registry, retention
 
 try:  # Typer 0.29+ vendors click and raises its own copies of click's exceptions
     from typer._click.exceptions import ClickException, UsageError
@@ -28,6 +28,7 @@ app.add_typer(channels.channels_app, name="channels")
 app.add_typer(channels.secrets_app, name="secrets")
 app.add_typer(members.users_app, name="users")
 app.add_typer(drift.app, name="drift")
+app.add_typer(retention.app, name="retention")
 app.command("seed")(demo.seed)
 app.command("demo")(demo.demo)
 app.command("register")(registry.register)

@@ -1,0 +1,112 @@
+"""Flow `enforce-retention`: archive, verify, then delete what every organization's policy lets go."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+from pydantic import Field
+
+from core.errors import InvalidInput, PermissionDenied
+from flows.runtime import call, logger, publish_markdown, publish_table
+from services.access import Action
+from services.audit import authorize
+from services.auth import resolve_principal
+from tasks.retention import OrgReport, enforce_organization, list_retention_plans, run_lock, table_rows
+
+MAX_BATCH = 100_000
+
+
+def _run_name() -> str:
+    params = flow_run.parameters or {}
+    scope = params.get("organization") or "all-orgs"
+    mode = "dry-run" if params.get("dry_run") else "enforce"
+    return f"retention-{scope}-{mode}-{datetime.now(UTC):%Y%m%d-%H%M}"
+
+
+@flow(name="enforce-retention", flow_run_name=_run_name, log_prints=False)
+def enforce_retention(
+    organization: Annotated[str | None, Field(description="Only this organization (slug); default: all")] = None,
+    dry_run: Annotated[bool, Field(description="Report what would go, per organization and category")] = False,
+    batch_size: Annotated[int, Field(description="Rows per delete transaction", ge=1, le=MAX_BATCH)] = 5_000,
+    as_of: Annotated[datetime | None, Field(description="Apply the policy as at this time (default: now)")] = None,
+    actor: Annotated[str | None, Field(description="E-mail of a user running it on demand; none: the system")] = None,
+) -> dict[str, Any]:
+    """Enforce the retention policy of every live organization (or one), one organization at a time.
+
+    Audit logs older than the policy are archived per month to the artifact store as Parquet with a manifest,
+    read back and verified, then deleted in bounded batches; raw monitoring goes where its rollups are
+    complete; old rollups, soft-deleted rows past their grace period, retired artifacts and old notifications
+    go too. Two runs never overlap (an advisory lock). A real run writes one audit row per organization and
+    alerts (with an outbox event) only when something failed; a dry run changes nothing.
+
+    Args:
+        organization: slug of the only organization to enforce; None enforces every live organization.
+        dry_run: count what would be archived or deleted, per organization and category, and change nothing.
+        batch_size: rows deleted per transaction (1 to 100000): smaller keeps each lock shorter.
+        as_of: the time the policy is applied at (timezone-aware; default now), for backfills and tests.
+        actor: e-mail of the user running it on demand (or MLOPS_API_KEY); that principal needs the
+            `retention.run` permission in `organization`. None: the system, as the schedule runs it.
+
+    Returns:
+        {"dry_run", "organizations": [per-organization report], "failed": count of organizations with a failure}
+    """
+    log = logger()
+    if batch_size < 1 or batch_size > MAX_BATCH:
+        raise InvalidInput(f"batch_size must be between 1 and {MAX_BATCH}, got {batch_size}")
+    if as_of is not None and as_of.tzinfo is None:
+        raise InvalidInput("as_of must carry a timezone (e.g. 2026-01-01T03:00:00+00:00)")
+    now = as_of or datetime.now(UTC)
+    principal = _on_demand_principal(organization, actor)
+    with run_lock():
+        plans = call(list_retention_plans, organization)
+        if principal is not None:
+            authorize(principal, Action.RETENTION_RUN, what=f"retention of {organization}",
+                      audit_action="retention.enforce", resource_type="organization",
+                      resource_id=principal.organization_id)  # fmt: skip
+        reports: list[OrgReport] = []
+        for plan in plans:  # one organization at a time: retention is I/O-heavy and must not starve writers
+            report = call(enforce_organization, plan, now, dry_run, batch_size, principal)
+            (log.warning if report.failures else log.info)(
+                "%s: %s%s", plan.slug, report.status, f" ({'; '.join(report.failures)})" if report.failures else ""
+            )
+            reports.append(report)
+    rows = table_rows(reports)
+    publish_table(
+        rows,
+        key="retention-dry-run" if dry_run else "retention",
+        description=f"Retention {'dry run' if dry_run else 'run'} as of {now.isoformat(timespec='seconds')}",
+    )
+    publish_markdown(_summary(reports, dry_run), key="retention-summary", description="Retention run")  # fmt: skip
+    return {
+        "dry_run": dry_run,
+        "as_of": now.isoformat(),
+        "organizations": [r.to_json() for r in reports],
+        "failed": sum(1 for r in reports if r.status != "ok"),
+    }
+
+
+def _on_demand_principal(organization: str | None, actor: str | None):
+    """The user (or API key) running it on demand, or None for the system (the schedule, an operator)."""
+    api_key = os.environ.get("MLOPS_API_KEY")
+    if not actor and not api_key:
+        return None
+    if not organization:
+        raise InvalidInput("an on-demand retention run names its organization (--org): users act in one")
+    principal = resolve_principal(organization=organization, as_email=actor, api_key=api_key)
+    if principal.organization_slug != organization:
+        raise PermissionDenied(f"{principal.display} does not belong to organization '{organization}'")
+    return principal
+
+
+def _summary(reports: list[OrgReport], dry_run: bool) -> str:
+    title = "# Retention dry run" if dry_run else "# Retention run"
+    lines = [title, "", "| organization | status | removed | archives | failures |", "|---|---|---|---|---|"]
+    for r in reports:
+        removed = sum(c.count for c in r.categories)
+        keys = sum(len(c.archive_keys) for c in r.categories)
+        lines.append(f"| {r.organization} | {r.status} | {removed} | {keys} | {'; '.join(r.failures)} |")
+    return "\n".join(lines) + "\n"
