@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from core.errors import GateRejected
 from core.settings import mlops_home
 from demo import sample_data
+from demo.metrics import run_metrics_demo
 from demo.retention import run_retention_demo
 from demo.seed import ADMIN, DEVELOPER, MODEL, ORG, PROJECT, seed_demo
 from flows.drift_detection import detect_drift
@@ -80,7 +81,9 @@ def run_demo(echo: Echo) -> None:
             echo(f"   HTML report: {outcome['report_uri']}")
         if outcome.get("alert_id"):
             echo(f"   data_drift alert {outcome['alert_id']} is open; an 'alert' event waits in the outbox")
-    echo("\n== 7. enforce-retention: old audit rows archived to the artifact store, then deleted")
+    echo("\n== 7. aggregate-metrics: hourly and daily rollups of the monitoring points, metric alerts")
+    run_metrics_demo(echo)
+    echo("\n== 8. enforce-retention: old audit rows archived to the artifact store, then deleted")
     run_retention_demo(echo)
     echo("\nDone. Run it again: every step is idempotent.")
 

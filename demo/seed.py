@@ -312,7 +312,11 @@ def _deployments(
         "interval_minutes": DRIFT_INTERVAL_MINUTES,
     }
     specs = {
-        "fraud-api-prod": ("production", "1.0.0", {"monitoring": {"drift": drift}}),
+        "fraud-api-prod": (
+            "production",
+            "1.0.0",
+            {"monitoring": {"drift": drift, "alerts": {"high_latency": {"max": 50.0, "buckets": 2}}}},
+        ),
         "fraud-api-staging": ("staging", "1.1.0", {}),
     }
     ids = {}

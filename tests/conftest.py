@@ -23,4 +23,5 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.prefect",
     "tests.fixtures.peers",
+    "tests.fixtures.cli",
 ]

@@ -46,6 +46,10 @@ TENANT_TABLES: dict[str, str] = {
     "notification_events": "SELECT id, organization_id AS org FROM notification_events",
     "model_stage_transitions": "SELECT id, organization_id AS org FROM model_stage_transitions",
     "retention_archives": "SELECT id, organization_id AS org FROM retention_archives",
+    "model_monitoring_invalidations": "SELECT id, organization_id AS org FROM model_monitoring_invalidations",
+    "model_monitoring_aggregation_state": (
+        "SELECT id, organization_id AS org FROM model_monitoring_aggregation_state"
+    ),
 }
 
 
@@ -136,6 +140,10 @@ def make_tenant(conn: Connection, slug: str, *, max_models: int = 10, max_users:
     t.ids["monitoring"] = ins(
         "INSERT INTO model_monitoring (deployment_id, metric_name, value) VALUES (:d, 'latency_p95_ms', 41.0)",
         d=t["deployment_production"],
+    )
+    conn.execute(
+        text("INSERT INTO model_monitoring_aggregation_state (organization_id, last_run_at) VALUES (:o, now())"),
+        {"o": t["org"]},
     )
     t.ids["rollup"] = ins(
         "INSERT INTO model_monitoring_rollups (deployment_id, metric_name, granularity, bucket_start, sample_count, "

@@ -3,60 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import uuid
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, pool, text
 
-from tests.fixtures.database import TEMPLATE
+from tests.fixtures.cli import mlops, one_line_error, scalar
 
 MODEL = "acme/fraud-detection/Credit Card Fraud Model"
-MLOPS = str(Path(sys.executable).with_name("mlops"))
-
-
-@pytest.fixture(scope="module")
-def cli_env(pg_server, template_url, tmp_path_factory):
-    name = f"cli_{uuid.uuid4().hex[:12]}"
-    url = pg_server.create(name, template=TEMPLATE)
-    home = tmp_path_factory.mktemp("cli-home")
-    env = {k: v for k, v in os.environ.items() if k not in ("MLOPS_API_KEY", "MLOPS_AS", "MLOPS_ORG")}
-    env.update(DATABASE_URL=url, MLOPS_HOME=str(home), MLOPS_SECRET_KEY="", MLOPS_ORCHESTRATE="never")
-    yield env
-    pg_server.drop(name)
-
-
-def mlops(env: dict, *args: str, api_key: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    run_env = dict(env)
-    if api_key:
-        run_env["MLOPS_API_KEY"] = api_key
-    return subprocess.run([MLOPS, *args], env=run_env, capture_output=True, text=True, input=stdin, timeout=120)
-
-
-def one_line_error(result: subprocess.CompletedProcess) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
-
-
-def scalar(env: dict, sql: str):
-    engine = create_engine(env["DATABASE_URL"], poolclass=pool.NullPool)
-    with engine.connect() as conn:
-        value = conn.execute(text(sql)).scalar()
-    engine.dispose()
-    return value
-
-
-@pytest.fixture(scope="module")
-def seeded(cli_env):
-    first = mlops(cli_env, "seed")
-    assert first.returncode == 0, first.stderr
-    assert "created 1 organization" in first.stdout
-    return cli_env
 
 
 class TestDatabaseCommands:

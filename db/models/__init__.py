@@ -1,7 +1,14 @@
 """Every table of the shared schema, one module per area of the spec; importing this registers them all."""
 
 from db.models.experiments import Experiment, ExperimentRun, RunMetric
-from db.models.monitoring import Alert, DataDriftReport, ModelMonitoring, ModelMonitoringRollup
+from db.models.monitoring import (
+    Alert,
+    DataDriftReport,
+    ModelMonitoring,
+    ModelMonitoringInvalidation,
+    ModelMonitoringRollup,
+    MonitoringAggregationState,
+)
 from db.models.notifications import NotificationChannel, NotificationEvent, NotificationRule
 from db.models.projects import Project, ProjectMember
 from db.models.registry import Model, ModelStageTransition, ModelVersion
@@ -21,9 +28,11 @@ __all__ = [
     "ExperimentRun",
     "Model",
     "ModelMonitoring",
+    "ModelMonitoringInvalidation",
     "ModelMonitoringRollup",
     "ModelStageTransition",
     "ModelVersion",
+    "MonitoringAggregationState",
     "NotificationChannel",
     "NotificationEvent",
     "NotificationRule",

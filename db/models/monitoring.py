@@ -6,7 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Index, String, Text, UniqueConstraint, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Double,
+    ForeignKey,
+    Identity,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, check_in, created_at, jsonb_object, updated_at, uuid_pk
@@ -74,8 +86,9 @@ class DataDriftReport(Base):
 class Alert(Base):
     """An alert on a deployment (or organization-wide).
 
-    Addition to the spec, for the drift detection flow: at most one unresolved `data_drift` alert per
-    deployment (a partial unique index), so a drifting deployment's alert is updated, never duplicated.
+    Additions to the spec, for the drift detection and metric aggregation flows: at most one unresolved
+    `data_drift` alert per deployment, and one per deployment and metric alert type (partial unique indexes),
+    so a deployment's alert is updated while it lasts, never duplicated.
     """
 
     __tablename__ = "alerts"
@@ -89,6 +102,15 @@ class Alert(Base):
             "deployment_id",
             unique=True,
             postgresql_where=text("alert_type = 'data_drift' AND status <> 'resolved'"),
+        ),
+        Index(
+            "uq_alerts__one_unresolved_metric_alert",
+            "deployment_id",
+            "alert_type",
+            unique=True,
+            postgresql_where=text(
+                "status <> 'resolved' AND alert_type IN ('high_latency', 'error_rate', 'performance_degradation')"
+            ),
         ),
     )
 
@@ -148,3 +170,39 @@ class ModelMonitoringRollup(Base):
     anomaly_count: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     created_at: Mapped[datetime | None] = created_at()
     updated_at: Mapped[datetime | None] = updated_at()
+
+
+class ModelMonitoringInvalidation(Base):
+    """An hour bucket of one deployment's metric whose rollups must be recomputed.
+
+    Addition to the spec, for the metric aggregation flow: statement-level triggers on `model_monitoring`
+    write one row per touched (deployment, metric, UTC hour) in the writer's own transaction, so a point that
+    commits late is never skipped; `aggregate-metrics` claims rows, recomputes those buckets and deletes the
+    claimed rows in one transaction. Retention reads it too: raw points of a pending hour are never deleted.
+    """
+
+    __tablename__ = "model_monitoring_invalidations"
+    __table_args__ = (Index("ix_model_monitoring_invalidations__org_id", "organization_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    metric_name: Mapped[str] = mapped_column(String(100))
+    bucket_start: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime | None] = created_at()
+
+
+class MonitoringAggregationState(Base):
+    """Per organization: when the full backfill of its rollups finished, and the last aggregation run.
+
+    Addition to the spec, for the metric aggregation flow: points written before the invalidation triggers
+    existed have no invalidation rows, so each organization is backfilled once from its raw points.
+    """
+
+    __tablename__ = "model_monitoring_aggregation_state"
+    __table_args__ = (UniqueConstraint("organization_id"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    backfilled_at: Mapped[datetime | None] = mapped_column()
+    last_run_at: Mapped[datetime | None] = mapped_column()

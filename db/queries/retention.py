@@ -253,10 +253,8 @@ _WINDOW = """
 
 # THE definition of "rollups complete" for one hour bucket of raw points (`raw`: deployment_id, metric_name,
 # bucket, n): its hourly rollup exists and counted exactly the raw points still there, and the daily rollup of
-# its UTC day exists. Raw points are deleted only where this holds; nowhere else decides it.
-# integrator: AND NOT EXISTS pending invalidation
-#   (model_monitoring_invalidations i WHERE i.deployment_id = raw.deployment_id
-#    AND i.metric_name = raw.metric_name AND i.bucket_start = raw.bucket), at the marked line below.
+# its UTC day exists, and no invalidation of the hour is pending (the aggregation has seen every change).
+# Raw points are deleted only where this holds; nowhere else decides it.
 ROLLUPS_COMPLETE = """
     EXISTS (
         SELECT 1 FROM hourly h
@@ -268,7 +266,10 @@ ROLLUPS_COMPLETE = """
         WHERE d.deployment_id = raw.deployment_id AND d.metric_name = raw.metric_name
           AND d.bucket_start = date_trunc('day', raw.bucket, 'UTC')
     )
-    -- integrator: AND NOT EXISTS pending invalidation
+    AND NOT EXISTS (  -- the aggregation has not yet recomputed this hour since its last change
+        SELECT 1 FROM model_monitoring_invalidations i
+        WHERE i.deployment_id = raw.deployment_id AND i.metric_name = raw.metric_name AND i.bucket_start = raw.bucket
+    )
 """
 
 

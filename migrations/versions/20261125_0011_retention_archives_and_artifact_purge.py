@@ -14,7 +14,7 @@ object that silently vanished, and the purge is not attempted again.
 Zero downtime: a new empty table, and a nullable column without a default (a catalog-only change).
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-25 03:30:00
 """
 
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,4 +1,4 @@
-"""The `mlops` command line: database, seed and demo, API keys, channels, secrets, registry, drift and retention.
+"""The `mlops` command line: database, seed and demo, keys, channels, secrets, registry, drift, metrics, retention.
 
 Errors print one line on stderr and exit 2 for bad input, 3 for a refused permission, 1 for a failed
 operation, 0 for success. Commands import what they use when they run, so `mlops --help` and the small
@@ -13,7 +13,7 @@ from importlib.metadata import version
 import typer
 
 from core.errors import MlopsError
-from mlops.cli import channels, db, demo, drift, members, registry, retention
+from mlops.cli import channels, db, demo, drift, members, metrics, registry, retention
 
 try:  # Typer 0.29+ vendors click and raises its own copies of click's exceptions
     from typer._click.exceptions import ClickException, UsageError
@@ -34,6 +34,8 @@ app.command("demo")(demo.demo)
 app.command("register")(registry.register)
 app.command("promote")(registry.promote)
 app.command("history")(registry.history)
+app.command("aggregate")(metrics.aggregate)
+app.command("metrics")(metrics.metrics)
 
 
 def main() -> None:
