@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from core.errors import InvalidInput, MlopsError, NotFound, TransientError
+from core.numbers import require_finite
 from db.models import Alert, DataDriftReport, Deployment, Organization, Project
 from db.session import session_scope, system_session
 from services.access import Principal, system_principal
@@ -84,8 +85,8 @@ def drift_config(deployment_config: Mapping[str, Any] | None) -> DriftConfig | N
                 raise InvalidInput(f"{where}.per_column.{column}.method must be one of {', '.join(METHODS)}")
             methods[column] = options["method"]
         if "threshold" in options:
-            thresholds[column] = _number(options["threshold"], f"{where}.per_column.{column}.threshold")
-    threshold = _number(raw.get("drift_threshold", DEFAULT_DRIFT_THRESHOLD), f"{where}.drift_threshold")
+            thresholds[column] = require_finite(options["threshold"], f"{where}.per_column.{column}.threshold")
+    threshold = require_finite(raw.get("drift_threshold", DEFAULT_DRIFT_THRESHOLD), f"{where}.drift_threshold")
     if not 0 <= threshold <= 1:
         raise InvalidInput(f"{where}.drift_threshold must be between 0 and 1")
     interval = raw.get("interval_minutes", DEFAULT_INTERVAL_MINUTES)
@@ -443,12 +444,6 @@ def _deployment_ref(deployment: str | None, environment: str | None) -> tuple[st
     if environment not in ("development", "staging", "production"):
         raise InvalidInput("--env must be development, staging or production")
     return parts[0], parts[1], parts[2], environment
-
-
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidInput(f"{where} must be a number")
-    return float(value)
 
 
 def _aware(value: datetime) -> datetime:

@@ -6,7 +6,6 @@ transactions, and what the fresh rollups mean for a deployment's alerts.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 from prefect import task
 
 from core.errors import InvalidInput, MlopsError
+from core.numbers import require_finite
 from db.queries import metrics as q
 from db.queries.tenancy import active_organizations
 from db.session import session_scope, system_session
@@ -143,11 +143,7 @@ def _rule(alert_type: str, spec: Mapping[str, Any]) -> AlertRule:
 
 
 def _limit(value: Any, where: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidInput(f"{where} must be a finite number, got {value!r}")
-    return float(value)
+    return None if value is None else require_finite(value, where)
 
 
 def _count(value: Any, where: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.numbers import require_finite
 from db.models import Model, ModelVersion, Organization
 from db.queries import registry as q
 from db.session import session_scope
@@ -66,8 +66,7 @@ def validate_metrics(metrics: Any, what: str) -> dict[str, float]:
     if not isinstance(metrics, dict):
         raise InvalidInput(f"{what} must be a JSON object of metric name to number")
     for name, value in metrics.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise InvalidInput(f"{what}: '{name}' must be a finite number, got {value!r}")
+        require_finite(value, f"{what}: '{name}'")
     return metrics
 
 

@@ -6,13 +6,13 @@ Pure functions over plain data; the tasks that read and write the registry live 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from core.errors import InvalidInput
+from core.numbers import finite_or_none
 
 STAGES = ("development", "staging", "production", "archived")
 Stage = Literal["development", "staging", "production", "archived"]
@@ -212,7 +212,7 @@ def _required_metrics(policy: PromotionPolicy, inputs: GateInputs) -> GateResult
     required = list(
         dict.fromkeys([*policy.required_metrics, *([policy.primary_metric] if policy.primary_metric else [])])
     )
-    missing = [m for m in required if _number(inputs.candidate_metrics.get(m)) is None]
+    missing = [m for m in required if finite_or_none(inputs.candidate_metrics.get(m)) is None]
     if missing:
         return GateResult("required_metrics", False, f"missing metric(s): {', '.join(missing)}", missing, required)
     return GateResult(
@@ -224,7 +224,7 @@ def _champion_challenger(policy: PromotionPolicy, inputs: GateInputs) -> GateRes
     metric = policy.primary_metric
     if not metric:
         return GateResult("champion_challenger", True, "no primary metric configured")
-    candidate = _number(inputs.candidate_metrics.get(metric))
+    candidate = finite_or_none(inputs.candidate_metrics.get(metric))
     if candidate is None:
         return GateResult("champion_challenger", False, f"candidate has no '{metric}'")
     higher = greater_is_better(metric, policy)
@@ -236,7 +236,7 @@ def _champion_challenger(policy: PromotionPolicy, inputs: GateInputs) -> GateRes
             f"{metric}={candidate:g} is {'below' if higher else 'above'} the threshold {policy.threshold:g}"
         )
     champion = inputs.champion
-    baseline = _number(champion.metrics.get(metric)) if champion else None
+    baseline = finite_or_none(champion.metrics.get(metric)) if champion else None
     if champion is not None and baseline is None:
         failures.append(f"production version {champion.version} has no '{metric}' to compare with")
     elif champion is not None and baseline is not None:
@@ -284,8 +284,8 @@ def _beats(
 
 
 def _guard(metric: str, tolerance: float, inputs: GateInputs, champion: Champion) -> list[str]:
-    candidate = _number(inputs.candidate_metrics.get(metric))
-    baseline = _number(champion.metrics.get(metric))
+    candidate = finite_or_none(inputs.candidate_metrics.get(metric))
+    baseline = finite_or_none(champion.metrics.get(metric))
     if candidate is None:
         return [f"guard metric '{metric}' missing from the candidate"]
     if baseline is None:
@@ -340,12 +340,6 @@ def _expected(policy: PromotionPolicy, higher: bool) -> dict[str, Any]:
         "min_relative_change": policy.min_relative_change,
         "threshold": policy.threshold,
     }
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
 
 
 def _optional_number(data: Mapping[str, Any], key: str) -> float | None:
