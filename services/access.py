@@ -94,6 +94,11 @@ class Principal:
         return f"{self.email}{via}"
 
 
+def subscription_active(status: str | None) -> bool:
+    """Whether an organization's subscription allows work: on-demand operations and scheduled runs alike."""
+    return status in (None, "active")
+
+
 def system_principal(organization_id: uuid.UUID, organization_slug: str) -> Principal:
     """Scheduled flows act as the system: allowed everything, audited with no user."""
     return Principal(organization_id=organization_id, organization_slug=organization_slug, is_system=True)

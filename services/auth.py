@@ -6,7 +6,7 @@ from core.errors import InvalidInput, PermissionDenied
 from db.queries.tenancy import membership_role, organization_by_slug, project_roles, user_by_email
 from db.session import system_session
 from services import apikeys
-from services.access import Principal, system_principal
+from services.access import Principal, subscription_active, system_principal
 
 
 def resolve_principal(
@@ -38,7 +38,7 @@ def resolve_principal(
             raise PermissionDenied(f"{as_email} is not a member of organization '{organization}'")
         roles = project_roles(session=session, organization_id=org.id, user_id=user.id)
         status = org.subscription_status
-    if on_demand and status not in (None, "active"):
+    if on_demand and not subscription_active(status):
         raise PermissionDenied(f"organization '{organization}' is {status}; on-demand operations are refused")
     return Principal(
         organization_id=org.id,
@@ -62,5 +62,5 @@ def _require_active(slug: str, on_demand: bool) -> None:
         return
     with system_session() as session:
         status = organization_by_slug(session=session, slug=slug).subscription_status
-    if status not in (None, "active"):
+    if not subscription_active(status):
         raise PermissionDenied(f"organization '{slug}' is {status}; on-demand operations are refused")

@@ -18,7 +18,7 @@ from core.errors import InvalidInput, MlopsError, NotFound, TransientError
 from core.numbers import require_finite
 from db.models import Alert, DataDriftReport, Deployment, Organization, Project
 from db.session import session_scope, system_session
-from services.access import Principal, system_principal
+from services.access import Principal, subscription_active, system_principal
 from services.audit import record_audit
 from services.outbox import emit_event
 from services.storage import open_store
@@ -202,7 +202,7 @@ def list_targets(
         raise NotFound(f"unknown organization '{org_filter}'")
     targets, notes = [], []
     for org in orgs:
-        if org.subscription_status not in (None, "active"):
+        if not subscription_active(org.subscription_status):
             notes.append(f"skipped organization '{org.slug}': subscription is {org.subscription_status}")
             continue
         with session_scope(org.id) as session:

@@ -19,7 +19,7 @@ from core.numbers import require_finite
 from db.queries import metrics as q
 from db.queries.tenancy import active_organizations
 from db.session import session_scope, system_session
-from services.access import Action, Principal, require, system_principal
+from services.access import Action, Principal, require, subscription_active, system_principal
 from services.audit import record_audit
 from services.outbox import emit_event
 from tasks.common import IO_TASK
@@ -244,7 +244,7 @@ def list_organizations(organization: str | None) -> tuple[list[tuple[uuid.UUID, 
             raise InvalidInput(f"unknown organization '{organization}'")
     chosen, notes = [], []
     for org_id, slug, status in orgs:
-        if status not in (None, "active"):
+        if not subscription_active(status):
             notes.append(f"skipped organization '{slug}': subscription is {status}")
             continue
         chosen.append((org_id, slug))
