@@ -120,13 +120,17 @@ def recompute_buckets(
                                      CAST(:starts AS timestamptz[])) AS t(deployment_id, metric_name, bucket_start)
             )
             INSERT INTO model_monitoring_rollups ({COLUMNS})
-            SELECT t.deployment_id, :org, t.metric_name, CAST(:granularity AS text), t.bucket_start, {STATS}
+            SELECT t.deployment_id, :org, t.metric_name, CAST(:granularity AS text), t.bucket_start, s.*
             FROM t
-            JOIN model_monitoring m
-              ON m.deployment_id = t.deployment_id AND m.metric_name = t.metric_name
-             AND m.recorded_at >= t.bucket_start AND m.recorded_at < t.bucket_start + CAST(:width AS interval)
-            WHERE {FINITE}
-            GROUP BY t.deployment_id, t.metric_name, t.bucket_start
+            -- LATERAL: one index range scan per bucket (a hash join would read the whole table)
+            CROSS JOIN LATERAL (
+                SELECT {STATS}
+                FROM model_monitoring m
+                WHERE m.deployment_id = t.deployment_id AND m.metric_name = t.metric_name
+                  AND m.recorded_at >= t.bucket_start AND m.recorded_at < t.bucket_start + CAST(:width AS interval)
+                  AND {FINITE}
+            ) s
+            WHERE s.sample_count > 0
             {UPSERT}
             """
         ),
