@@ -43,8 +43,15 @@ def to_sqlalchemy_url(libpq_uri: str, database: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def embedded_database_url(home: Path) -> str:
-    """The SQLAlchemy URL of the embedded database, starting the server on first use in this process."""
+def embedded_database_url(home: Path, *, role: str | None = None) -> str:
+    """The SQLAlchemy URL of the embedded database as `role` (None: the bootstrap superuser, which owns the
+    schema and runs migrations), starting the server on first use in this process. The server trusts local
+    connections, so the roles need no password."""
+    url = _superuser_url(home)
+    return make_url(url).set(username=role).render_as_string(hide_password=False) if role else url
+
+
+def _superuser_url(home: Path) -> str:
     pgdata = home / "pgdata"
     if pgdata in _urls:
         return _urls[pgdata]

@@ -10,15 +10,16 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
-from db.url import database_url
+from db.url import migration_database_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def alembic_config(url: str | None = None) -> Config:
-    """The `[tool.alembic]` configuration of pyproject.toml, pointed at `url` (default: DATABASE_URL)."""
+    """The `[tool.alembic]` configuration of pyproject.toml, pointed at `url` (default: the owner's
+    `MLOPS_MIGRATION_DATABASE_URL`, see `db.url`)."""
     config = Config(toml_file=str(PROJECT_ROOT / "pyproject.toml"))
-    config.attributes["database_url"] = url or database_url()
+    config.attributes["database_url"] = url or migration_database_url()
     return config
 
 
@@ -37,7 +38,7 @@ def check(*, url: str | None = None) -> None:
 
 def current_revision(*, url: str | None = None) -> str | None:
     """The revision the database is at, or None for an empty database."""
-    engine = create_engine(url or database_url(), poolclass=pool.NullPool)
+    engine = create_engine(url or migration_database_url(), poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()

@@ -1,11 +1,26 @@
 """Engines, `session_scope()` and the tenant scope every application transaction runs under.
 
-Application sessions run as the non-superuser role `mlops_app` with the acting organization in
-`app.organization_id`, both set with `set_config(..., is_local => true)` at the start of every
-transaction: row-level security then binds them, and no session state outlives a transaction, so the
-application works behind PgBouncer in transaction-pooling mode. `system_session()` runs as the
-connecting (owner) role and is kept for migrations, seeding, authentication and cross-organization
-scheduling.
+Two sessions, two roles (see `db.url` for the URLs and revision 0012 for the grants):
+
+- `session_scope(org_id)`: connects as the login role `mlops_login` (LOGIN NOINHERIT, member of `mlops_app`
+  only) and sets `role = mlops_app` and `app.organization_id` with `set_config(..., is_local => true)` at the
+  start of every transaction: row-level security then binds them, and no session state outlives a
+  transaction, so the application works behind PgBouncer in transaction-pooling mode. `RESET ROLE`, `SET ROLE`
+  to anything else or `SET SESSION AUTHORIZATION` inside it land on `mlops_login`, which has no table
+  privilege at all, or are refused. What a `set_config('app.organization_id', ...)` injected later in the
+  same transaction can do: switch the tenant it acts for, still as `mlops_app` (per-table grants,
+  append-only audit, no role change); the database cannot tell the application's own call from an injected
+  one, which is why every SQL statement stays parameterised.
+- `system_session()`: connects as the MAINTENANCE role `mlops_maintenance` (BYPASSRLS, bounded by its own
+  per-table grants: `MAINTENANCE_GRANTS` in revision 0012). Only for work that must cross organizations or
+  precede knowing the organization: the schedulers' organization listing, authentication lookups, platform
+  administration of organizations/users/memberships, re-encrypting every channel, retention. Say why
+  wherever you use it. It cannot run DDL, update audit rows, or read tables it was not granted; a table
+  your cross-organization code needs is added to the grants in your migration.
+
+Retention: the maintenance role has `DELETE` on `audit_logs` (nobody has `UPDATE`), so retention's archive-
+then-delete runs in `system_session()`; there is no owner-level session for application code. Migrations
+alone run as the owner (`MLOPS_MIGRATION_DATABASE_URL`, through `db.migrate`).
 """
 
 from __future__ import annotations
@@ -21,8 +36,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, SessionTransaction
 
-from core.errors import TransientError
-from db.url import database_url
+from core.errors import MlopsError, TransientError
+from db.url import database_url, maintenance_database_url
 
 APP_ROLE = "mlops_app"
 # No application statement may hang a task forever (a lock held by a stuck session, a runaway query).
@@ -70,6 +85,12 @@ def is_transient_db_error(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError)
 
 
+def _role_missing(exc: DBAPIError) -> bool:
+    """A login as a role the migrations have not created yet (a fresh server before `mlops db upgrade`)."""
+    message = str(exc.orig)
+    return "role" in message and "does not exist" in message and ("mlops_login" in message or "mlops_maint" in message)
+
+
 def _scope_transaction(organization_id: uuid.UUID | None):
     org = str(organization_id) if organization_id else ""
 
@@ -92,6 +113,11 @@ def _scope(session: Session) -> Iterator[Session]:
         session.commit()
     except DBAPIError as exc:
         session.rollback()
+        if _role_missing(exc):
+            raise MlopsError(
+                "the database roles do not exist yet: run `mlops db upgrade` first "
+                "(or have a DBA run db/roles.sql on managed PostgreSQL)"
+            ) from exc
         if is_transient_db_error(exc):
             raise TransientError(f"database unavailable or busy, retry: {exc.orig.__class__.__name__}") from exc
         raise
@@ -117,6 +143,14 @@ def session_scope(organization_id: uuid.UUID | None = None, *, url: str | None =
 
 @contextmanager
 def system_session(*, url: str | None = None) -> Iterator[Session]:
-    """A transaction as the connecting role (bypasses RLS): migrations, seed, auth, scheduling."""
-    with _scope(Session(get_engine(url), expire_on_commit=False)) as scoped:
+    """A transaction as the maintenance role (bypasses RLS, limited by its grants): organization listing for
+    schedulers, authentication lookups, platform administration, retention. `url` overrides
+    `MLOPS_MAINTENANCE_DATABASE_URL`."""
+    session = Session(get_engine(url or maintenance_database_url()), expire_on_commit=False)
+    event.listen(session, "after_begin", _timeout_only)
+    with _scope(session) as scoped:
         yield scoped
+
+
+def _timeout_only(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    connection.execute(text("SELECT set_config('statement_timeout', :timeout, true)"), {"timeout": STATEMENT_TIMEOUT})

@@ -33,7 +33,7 @@ from db.models import (
     User,
 )
 from db.queries.registry import record_transition
-from db.session import system_session
+from db.session import session_scope, system_session
 from demo import sample_data
 from services.channels import seal
 from services.secrets import secret_box
@@ -109,9 +109,12 @@ def seed_demo() -> SeedSummary:
     store = open_store()
     artifacts = {v: _put(store, sample_data.model_artifact(v), v) for v in VERSIONS}
     reference_uri = _put_reference(store)
+    # the organization, its users and memberships are platform administration (the maintenance role); the
+    # rest is ordinary tenant data, written as the application role scoped to the new organization
     with system_session() as session:
         org_id = _organization(session, summary)
         users = _users(session, summary, org_id)
+    with session_scope(org_id) as session:
         project_id = _project(session, summary, org_id, users)
         model_id = _model(session, summary, org_id, project_id, users[ADMIN])
         versions = _versions(session, summary, org_id, model_id, users[ADMIN], artifacts)

@@ -1,4 +1,4 @@
-"""Alembic environment: DATABASE_URL (or the embedded default), one advisory lock per migration run."""
+"""Alembic environment: the owner's MLOPS_MIGRATION_DATABASE_URL (see db.url), one advisory lock per run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, pool, text
 
 import db.models  # noqa: F401  (registers every table on Base.metadata)
 from db.base import Base
-from db.url import database_url
+from db.url import migration_database_url
 
 MIGRATION_LOCK_ID = 7_263_001  # pg_advisory_lock key: two `upgrade` runs never interleave
 
@@ -16,7 +16,7 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return config.attributes.get("database_url") or database_url()
+    return config.attributes.get("database_url") or migration_database_url()
 
 
 def run_migrations_offline() -> None:

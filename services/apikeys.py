@@ -58,10 +58,23 @@ def key_refusal(
     return None
 
 
+def user_refusal(*, user, is_member: bool, organization: str) -> str | None:
+    """Why a key's user may not act now: a key works only while its user is active, not deleted and still a
+    member of the key's organization."""
+    if user is None or user.deleted_at is not None:
+        return "belongs to a deleted user"
+    if user.is_active is False:
+        return "belongs to a deactivated user"
+    if not is_member:
+        return f"belongs to a user no longer in {organization}"
+    return None
+
+
 def authenticate(plaintext: str) -> Principal:
     """The principal an API key acts as; PermissionDenied for an unknown, revoked or expired key.
 
-    Looked up by hash (authentication precedes knowing the organization, so this reads as the owner role),
+    Looked up by hash (authentication precedes knowing the organization, so this reads as the maintenance
+    role: `system_session`),
     compared in constant time; `last_used_at` is updated on success, and a refused known key is audited.
     """
     if not plaintext.startswith(KEY_MARKER):
@@ -78,14 +91,18 @@ def authenticate(plaintext: str) -> Principal:
         key: ApiKey = row.ApiKey
         now = session.scalar(select(func.now()))
         role = membership_role(session=session, organization_id=key.organization_id, user_id=key.user_id)
+        user = session.execute(
+            select(User.email, User.is_active, User.deleted_at).where(User.id == key.user_id)
+        ).one_or_none()
         refusal = key_refusal(is_active=key.is_active, expires_at=key.expires_at, deleted_at=key.deleted_at, now=now)
-        if refusal is None and role is None:
-            refusal = f"belongs to a user no longer in {row.slug}"
+        if refusal is None:
+            refusal = user_refusal(user=user, is_member=role is not None, organization=row.slug)
         principal = Principal(
             organization_id=key.organization_id,
             organization_slug=row.slug,
-            user_id=key.user_id,
-            email=session.scalar(select(User.email).where(User.id == key.user_id)),
+            # a refusal is audited in the key's organization: attribute it to the user only while a member
+            user_id=key.user_id if role is not None else None,
+            email=user.email if user else None,
             org_role=role,
             api_key_id=key.id,
             scopes=frozenset((key.permissions or {}).get("scopes", [])),
@@ -116,6 +133,10 @@ def create_key(
     plaintext, prefix, digest = generate_key()
     with session_scope(principal.organization_id) as session:
         user_id = user_by_email(session=session, email=user_email).id
+        # a key acts as its user: only for a member who joined (accepted an invitation), never for a user of
+        # another organization who did not consent (the api_keys policy checks the same in the database)
+        if membership_role(session=session, organization_id=principal.organization_id, user_id=user_id) is None:
+            raise PermissionDenied(f"{user_email} is not a member of {principal.organization_slug}")
         key = ApiKey(
             organization_id=principal.organization_id,
             user_id=user_id,

@@ -1,15 +1,16 @@
-"""Organization membership: adding members within the plan's `max_users`."""
+"""Organization membership: invitations within the plan's `max_users`, accepted by the invited user."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput, NotFound
 from db.models import Organization, OrganizationMembership, User
 from db.models.tenancy import ORGANIZATION_ROLES
+from db.queries.tenancy import organization_by_slug, user_by_email
 from db.session import system_session
 from services.access import Action, Principal
 from services.audit import authorize, record_audit
@@ -19,13 +20,17 @@ from services.audit import authorize, record_audit
 class Member:
     email: str
     role: str
+    pending: bool = False  # invited, not yet accepted
 
 
 def add_member(principal: Principal, *, email: str, first_name: str, last_name: str, role: str) -> Member:
-    """Add `email` (created if new) to the organization with `role`.
+    """Add `email` to the organization with `role`.
 
-    Organization admins only. The organization row is locked so that concurrent additions cannot exceed
-    `max_users`; Conflict when the limit is reached or the user is already a member.
+    Organization admins only. A new e-mail becomes a new user who joins at once (the account exists only
+    here). An existing user, who may belong to other organizations, is only INVITED: nothing of theirs is
+    usable by this organization (no key in their name, no project role) until they accept with
+    `accept_invitation`. The organization row is locked so that concurrent additions cannot exceed
+    `max_users` (invitations count). Conflict when the limit is reached or the user is already a member.
     """
     authorize(principal, Action.MEMBER_MANAGE, what=f"members of {principal.organization_slug}",
               audit_action="organization_membership.create", resource_type="user")  # fmt: skip
@@ -35,8 +40,8 @@ def add_member(principal: Principal, *, email: str, first_name: str, last_name: 
         raise InvalidInput(f"'{email}' is not an e-mail address")
     if not first_name.strip() or not last_name.strip():
         raise InvalidInput("a member needs --first-name and --last-name")
-    # users are global rows no tenant may create, so membership is managed as the owner role, after the
-    # permission check above, with every write scoped to the principal's organization by hand
+    # users and memberships are global/platform rows the application role may not write: the maintenance
+    # role does it, after the permission check above, every write scoped to the principal's organization
     with system_session() as session:
         org = session.scalar(select(Organization).where(Organization.id == principal.organization_id).with_for_update())
         members = session.scalar(
@@ -47,28 +52,74 @@ def add_member(principal: Principal, *, email: str, first_name: str, last_name: 
                 f"organization '{org.slug}' has reached its plan's limit of {org.max_users} users "
                 f"({org.subscription_plan} plan)"
             )
-        session.execute(
-            insert(User)
-            .values(email=email, first_name=first_name, last_name=last_name)
-            .on_conflict_do_nothing(index_elements=["email"])
-        )
-        user = session.scalar(select(User).where(User.email == email, User.deleted_at.is_(None)))
-        if user is None:
-            raise Conflict(f"user '{email}' has been deleted")
+        existing = session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+        if existing is not None and (existing.deleted_at is not None or existing.is_active is False):
+            raise Conflict(f"user '{email}' has been deleted or deactivated")
+        if existing is None:
+            created = session.execute(
+                insert(User)
+                .values(email=email, first_name=first_name, last_name=last_name)
+                .on_conflict_do_nothing()
+                .returning(User.id)
+            ).scalar_one_or_none()
+            if created is None:  # created concurrently by someone else: treat as existing, invite
+                existing = session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+        user_id = existing.id if existing is not None else created
+        pending = existing is not None
         added = session.execute(
             insert(OrganizationMembership)
-            .values(organization_id=org.id, user_id=user.id, role=role, invited_by=principal.user_id)
+            .values(
+                organization_id=org.id,
+                user_id=user_id,
+                role=role,
+                invited_by=principal.user_id,
+                joined_at=None if pending else func.now(),
+            )
             .on_conflict_do_nothing(index_elements=["organization_id", "user_id"])
             .returning(OrganizationMembership.id)
         ).scalar_one_or_none()
         if added is None:
-            raise Conflict(f"{email} is already a member of {org.slug}")
+            raise Conflict(f"{email} is already a member of {org.slug} (or invited)")
         record_audit(
             session,
             principal=principal,
-            action="organization_membership.create",
+            action="organization_membership.invite" if pending else "organization_membership.create",
+            resource_type="user",
+            resource_id=user_id,
+            details={"email": email, "role": role, "pending": pending},
+        )
+    return Member(email=email, role=role, pending=pending)
+
+
+def accept_invitation(*, organization: str, email: str) -> Member:
+    """The invited user `email` joins `organization` (sets `joined_at`); NotFound without a pending invitation.
+
+    Acting as themselves (`--as EMAIL` locally, as for every command): the consent the invitation waits for.
+    """
+    # the user is not a member yet, so no tenant scope can see the invitation: the maintenance role
+    # updates exactly this user's pending row of this organization
+    with system_session() as session:
+        org = organization_by_slug(session=session, slug=organization)
+        user = user_by_email(session=session, email=email)
+        role = session.execute(
+            update(OrganizationMembership)
+            .where(
+                OrganizationMembership.organization_id == org.id,
+                OrganizationMembership.user_id == user.id,
+                OrganizationMembership.joined_at.is_(None),
+            )
+            .values(joined_at=func.now())
+            .returning(OrganizationMembership.role)
+        ).scalar_one_or_none()
+        if role is None:
+            raise NotFound(f"no pending invitation of {email} to organization '{organization}'")
+        invitee = Principal(organization_id=org.id, organization_slug=org.slug, user_id=user.id, email=user.email)
+        record_audit(
+            session,
+            principal=invitee,
+            action="organization_membership.accept",
             resource_type="user",
             resource_id=user.id,
-            details={"email": email, "role": role},
+            details={"email": user.email, "role": role},
         )
-    return Member(email=email, role=role)
+    return Member(email=user.email, role=role)

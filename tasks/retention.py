@@ -210,13 +210,13 @@ def table_rows(reports: list[OrgReport]) -> list[dict[str, Any]]:
 
 @contextmanager
 def retention_owner_session() -> Iterator[Any]:
-    """A transaction as the database owner, for retention only.
+    """A transaction as the maintenance role `mlops_maintenance`, for retention only.
 
-    Retention runs as the owner ON PURPOSE: it works across organizations on behalf of none (so row-level
-    security, which admits one acting organization, would hide what it must see), and it deletes audit rows,
-    which the application role `mlops_app` can never update or delete (migration 0002) so that no request,
-    however authorised, can rewrite the audit trail. Every statement it runs names its organization
-    explicitly. When database roles are split (issue 14) this becomes the maintenance role.
+    Retention bypasses row-level security ON PURPOSE: it works across organizations on behalf of none (RLS,
+    which admits one acting organization, would hide what it must see), and it deletes audit rows, which the
+    application role `mlops_app` can never update or delete so that no request, however authorised, can
+    rewrite the audit trail. The maintenance role is bounded by its grants (`MAINTENANCE_GRANTS`, revision
+    0012); every statement retention runs names its organization explicitly.
     """
     from db.session import system_session
 

@@ -138,8 +138,12 @@ def notifications(org_id: uuid.UUID, cut: Cutoffs, *, dry_run: bool, batch_size:
     with retention_owner_session() as session:
         table = q.deliveries_table(session=session)
     with_deliveries = table == "ok"
+    if table not in ("ok", "absent"):
+        # events are deleted only when none of their deliveries is live: unable to tell, delete neither
+        deliveries.note = events.note = f"skipped: notification_deliveries {table}"
+        return [events, deliveries]
     if not with_deliveries:
-        deliveries.note = "table absent" if table == "absent" else f"skipped: notification_deliveries {table}"
+        deliveries.note = "table absent"
     if dry_run:
         with retention_owner_session() as session:
             events.count, deliveries.count = q.count_expired_notifications(

@@ -30,7 +30,8 @@ class TestDatabaseCommands:
         assert scalar(seeded, "SELECT stage FROM model_versions WHERE version = '1.0.0'") == "production"
 
     def test_unreachable_database_is_one_line_and_exit_1(self, cli_env):
-        broken = {**cli_env, "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2"}
+        nowhere = "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2"
+        broken = {**cli_env, "DATABASE_URL": nowhere, "MLOPS_MIGRATION_DATABASE_URL": nowhere}
         result = mlops(broken, "db", "current")
         assert result.returncode == 1
         assert "error:" in one_line_error(result)
@@ -183,3 +184,20 @@ class TestDrift:
         assert body["dataset_drift"] and {c["column"] for c in body["columns"] if c["drifted"]} >= {"amount"}
         same = mlops(seeded, "drift", "compare", str(tmp_path / "ref.parquet"), str(tmp_path / "ref.parquet"))
         assert same.returncode == 0 and "dataset drift: no" in same.stdout
+
+
+class TestInvitations:
+    def test_accepting_without_an_invitation_is_one_line_and_exit_2(self, seeded):
+        result = mlops(seeded, "users", "accept", "--org", "acme", "--as", "viewer@acme.example")
+        assert result.returncode == 2
+        assert "no pending invitation of viewer@acme.example" in one_line_error(result)
+
+    def test_a_new_member_joins_at_once(self, seeded):
+        result = mlops(seeded, "users", "add", "Newbie@acme.example", "--first-name", "N", "--last-name", "B",
+                       "--org", "acme", "--as", "admin@acme.example")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "is now viewer of acme" in result.stdout
+        again = mlops(seeded, "users", "add", "newbie@ACME.example", "--first-name", "N", "--last-name", "B",
+                      "--org", "acme", "--as", "admin@acme.example")  # fmt: skip
+        assert again.returncode == 1 and "already a member" in one_line_error(again)
+        assert scalar(seeded, "SELECT count(*) FROM users WHERE lower(email) = 'newbie@acme.example'") == 1

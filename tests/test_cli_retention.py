@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import Db
+from tests.fixtures.database import role_env
 from tests.flows.test_retention import audit_rows, seed_audit
 
 MLOPS = str(Path(sys.executable).with_name("mlops"))
@@ -20,7 +21,8 @@ MLOPS = str(Path(sys.executable).with_name("mlops"))
 def env(tenants_db, tmp_path):
     url, alpha, _ = tenants_db
     run_env = {k: v for k, v in os.environ.items() if k not in ("MLOPS_API_KEY", "MLOPS_AS", "MLOPS_ORG")}
-    run_env.update(DATABASE_URL=url, MLOPS_HOME=str(tmp_path / "home"), MLOPS_ORCHESTRATE="never",
+    run_env.update(role_env(url))
+    run_env.update(MLOPS_HOME=str(tmp_path / "home"), MLOPS_ORCHESTRATE="never",
                    MLOPS_ARTIFACT_URI=(tmp_path / "artifacts").as_uri())  # fmt: skip
     db = Db(url)
     seed_audit(db, alpha["org"], alpha["admin"], 40, step_hours=36)  # Sept and Oct 2024: expired for years now

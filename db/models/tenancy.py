@@ -44,6 +44,9 @@ class User(Base):
     __table_args__ = (
         UniqueConstraint("email"),
         Index("idx_users_email", "email", postgresql_where=text("deleted_at IS NULL")),
+        # revision 0012: e-mails are unique case-insensitively (`Ada@x` and `ada@x` are one person), so one
+        # person cannot hold two accounts that organizations would treat as strangers
+        Index("uq_users__lower_email", func.lower(text("email")), unique=True),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

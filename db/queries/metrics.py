@@ -253,8 +253,9 @@ def read_series(
     since: datetime,
     metric: str | None,
 ) -> list[RollupRow]:
-    """Rollups of one deployment since `since`; buckets with raw points but no rollup yet are computed from the
-    raw points on the fly (marked `source = 'raw'`)."""
+    """Rollups of one deployment from the bucket holding `since` on; buckets with raw points but no rollup yet
+    are computed from the raw points on the fly (marked `source = 'raw'`). `since` is aligned down to its bucket
+    so that the first bucket is read whole, from its rollup, and never as a partial raw bucket."""
     rows = session.execute(
         text(
             f"""
@@ -262,7 +263,7 @@ def read_series(
                 SELECT r.deployment_id, r.metric_name, r.granularity, r.bucket_start, r.sample_count, r.value_mean,
                        r.value_min, r.value_max, r.p50, r.p95, r.p99, r.anomaly_count, 'rollup' AS source
                 FROM model_monitoring_rollups r
-                WHERE r.deployment_id = :dep AND r.granularity = CAST(:granularity AS text) AND r.bucket_start >= :since
+                WHERE r.deployment_id = :dep AND r.granularity = CAST(:granularity AS text) AND r.bucket_start >= date_trunc(CAST(:granularity AS text), CAST(:since AS timestamptz), 'UTC')
                   AND (CAST(:metric AS text) IS NULL OR r.metric_name = :metric)
             ), raw AS (
                 SELECT m.deployment_id, m.metric_name, CAST(:granularity AS text) AS granularity,
@@ -274,7 +275,8 @@ def read_series(
                        percentile_cont(0.99) WITHIN GROUP (ORDER BY m.value) AS p99,
                        count(*) FILTER (WHERE m.is_anomaly) AS anomaly_count, 'raw' AS source
                 FROM model_monitoring m
-                WHERE m.deployment_id = :dep AND m.recorded_at >= :since AND {FINITE}
+                WHERE m.deployment_id = :dep AND {FINITE}
+                  AND m.recorded_at >= date_trunc(CAST(:granularity AS text), CAST(:since AS timestamptz), 'UTC')
                   AND (CAST(:metric AS text) IS NULL OR m.metric_name = :metric)
                   AND NOT EXISTS (
                       SELECT 1 FROM rolled WHERE rolled.metric_name = m.metric_name

@@ -305,7 +305,7 @@ def delete_raw_monitoring_window(*, session: Session, organization_id: uuid.UUID
     stays (its bucket's counts then differ, so it is kept until aggregation recounts it). The common case,
     every bucket complete, is a plain range delete.
     """
-    session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     params = {"org": organization_id, "lo": lo, "hi": hi}
     incomplete = session.execute(
         text(f"WITH {_WINDOW} SELECT deployment_id, metric_name, bucket FROM raw WHERE NOT ({ROLLUPS_COMPLETE})"),
@@ -512,9 +512,14 @@ def deliveries_table(*, session: Session) -> str | None:
     """'ok' when `notification_deliveries` exists with the expected columns, 'absent', or what is missing."""
     if session.execute(text("SELECT to_regclass('notification_deliveries')")).scalar() is None:
         return "absent"
+    # pg_attribute, not information_schema: the latter hides columns this role was not granted, which would
+    # read as "missing" instead of failing loudly on the missing grant
     present = set(
         session.execute(
-            text("SELECT column_name FROM information_schema.columns WHERE table_name = 'notification_deliveries'")
+            text(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass('notification_deliveries') "
+                "AND attnum > 0 AND NOT attisdropped"
+            )
         ).scalars()
     )
     missing = [c for c in DELIVERY_COLUMNS if c not in present]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
@@ -20,19 +20,22 @@ def organization_by_slug(*, session: Session, slug: str) -> Organization:
 
 
 def user_by_email(*, session: Session, email: str) -> User:
-    """The live, active user with this e-mail; NotFound otherwise."""
-    user = session.scalar(select(User).where(User.email == email, User.deleted_at.is_(None)))
+    """The live, active user with this e-mail (compared case-insensitively, like the unique index); NotFound
+    otherwise."""
+    user = session.scalar(select(User).where(func.lower(User.email) == email.lower(), User.deleted_at.is_(None)))
     if user is None or user.is_active is False:
         raise NotFound(f"unknown user '{email}'")
     return user
 
 
 def membership_role(*, session: Session, organization_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
-    """The user's organization role, or None when not a member."""
+    """The user's organization role, or None when not a member (an invitation not yet accepted is not a
+    membership)."""
     return session.scalar(
         select(OrganizationMembership.role).where(
             OrganizationMembership.organization_id == organization_id,
             OrganizationMembership.user_id == user_id,
+            OrganizationMembership.joined_at.is_not(None),
         )
     )
 

@@ -33,7 +33,25 @@ def users_add(
 
     principal = principal_for(organization, as_email)
     member = add_member(principal, email=email, first_name=first_name, last_name=last_name, role=role)
-    typer.echo(f"{member.email} is now {member.role} of {principal.organization_slug}")
+    if member.pending:
+        typer.echo(
+            f"invited {member.email} as {member.role} of {principal.organization_slug}; they join with "
+            f"`mlops users accept --org {principal.organization_slug} --as {member.email}`"
+        )
+    else:
+        typer.echo(f"{member.email} is now {member.role} of {principal.organization_slug}")
+
+
+@users_app.command("accept")
+def users_accept(organization: OrgOption = None, as_email: AsOption = None) -> None:
+    """Accept your invitation to an organization (you, as --as EMAIL)."""
+    from core.errors import InvalidInput
+    from services.members import accept_invitation
+
+    if not organization or not as_email:
+        raise InvalidInput("name the organization (--org SLUG) and yourself (--as EMAIL)")
+    member = accept_invitation(organization=organization, email=as_email)
+    typer.echo(f"{member.email} joined {organization} as {member.role}")
 
 
 # --- API keys -------------------------------------------------------------------------------------------

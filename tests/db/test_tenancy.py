@@ -167,10 +167,18 @@ class TestWrites:
         self._fails(conn, "DELETE FROM audit_logs WHERE id = :id", id=a["audit"])
         self._fails(conn, "UPDATE audit_logs SET action = 'x' WHERE id = :id", id=a["audit"])
 
-    def test_scope_is_transaction_local(self, engine, conn, tenants):
+    def test_scope_is_transaction_local(self, engine, tenants):
         a, _, _ = tenants
-        act_as(conn, a["org"])
-        with engine.connect() as other:
-            # another connection (or the next transaction on a pooled one) starts unscoped, as the owner
-            assert other.execute(text("SELECT current_setting('app.organization_id', true)")).scalar() in (None, "")
-            assert other.execute(text("SELECT current_user")).scalar() != "mlops_app"
+        # the SAME connection: the scope set in one transaction must be gone in the next (a pooled connection
+        # handed to another organization's task must not carry the previous organization or role)
+        with engine.connect() as connection:
+            with connection.begin():
+                act_as(connection, a["org"])
+                assert connection.execute(text("SELECT current_user")).scalar() == "mlops_app"
+                assert connection.execute(text("SELECT mlops_current_org()")).scalar() == a["org"]
+            with connection.begin():
+                assert connection.execute(text("SELECT current_setting('app.organization_id', true)")).scalar() in (
+                    None,
+                    "",
+                )
+                assert connection.execute(text("SELECT current_user")).scalar() != "mlops_app"

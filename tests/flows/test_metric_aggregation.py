@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from flows.metric_aggregation import aggregate_metrics
@@ -102,6 +102,20 @@ class TestRollups:
         assert_exact(db)
         assert db.one("SELECT count(*) FROM model_monitoring_invalidations") == 0
 
+    def test_a_reader_starting_mid_bucket_gets_whole_rollups_not_a_partial_raw_bucket(self, setup):
+        db, alpha, _ = setup
+        insert_points(db, alpha["deployment_production"], 600, start=NOW - timedelta(hours=6), hours=6, seed=7)
+        aggregate()
+        from db.queries.metrics import read_series
+        from db.session import session_scope
+
+        with session_scope(alpha["org"]) as session:
+            rows = read_series(session=session, deployment_id=alpha["deployment_production"], granularity="hour",
+                               since=NOW - timedelta(hours=5, minutes=40), metric="latency_ms")  # fmt: skip
+        assert {r.source for r in rows} == {"rollup"}
+        assert [r.bucket_start for r in rows] == [NOW - timedelta(hours=h) for h in range(6, 0, -1)]
+        assert [r.sample_count for r in rows] == [100] * 6
+
     def test_a_rerun_with_nothing_new_changes_nothing(self, setup):
         db, alpha, _ = setup
         insert_points(db, alpha["deployment_production"], 500, start=NOW - timedelta(hours=10), hours=10, seed=5)
@@ -114,8 +128,7 @@ class TestRollups:
     def test_a_point_committed_late_by_a_long_transaction_is_not_skipped(self, setup):
         db, alpha, _ = setup
         aggregate()
-        engine = create_engine(os.environ["DATABASE_URL"], poolclass=pool.NullPool)
-        with engine.connect() as slow:
+        with db.engine.connect() as slow:
             slow.begin()
             slow.execute(
                 text(
@@ -127,7 +140,6 @@ class TestRollups:
             insert_points(db, alpha["deployment_production"], 10, start=NOW, hours=0.2, seed=6)
             aggregate()  # runs while the long transaction is open: its point is invisible yet
             slow.commit()
-        engine.dispose()
         aggregate()
         assert_exact(db)
         assert db.one("SELECT max(value_max) FROM model_monitoring_rollups WHERE granularity = 'hour'") == 999

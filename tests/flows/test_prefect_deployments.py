@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, pool, text
 
+from tests.fixtures.database import role_env
+
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
@@ -28,7 +30,7 @@ def worker_env(tenants_db, prefect_harness, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MLOPS_API_KEY"}
     env.update(
         PREFECT_API_URL=PREFECT_API_URL.value(),
-        DATABASE_URL=url,
+        **role_env(url),
         MLOPS_HOME=str(tmp_path / "home"),
         PREFECT_WORKER_QUERY_SECONDS="1",
         PREFECT_WORKER_PREFETCH_SECONDS="1",

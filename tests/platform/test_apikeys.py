@@ -152,3 +152,46 @@ class TestIdentity:
         with pytest.raises(PermissionDenied, match="suspended"):
             resolve_principal(organization="alpha", as_email="admin@alpha.example")
         assert resolve_principal(organization="alpha", as_email="admin@alpha.example", on_demand=False)
+
+
+def owner_exec(url: str, sql: str, **params) -> None:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(text(sql), params)
+    engine.dispose()
+
+
+class TestKeysFollowTheirUser:
+    """A key works only while its user is active, not deleted and still a member of the key's organization."""
+
+    @pytest.mark.parametrize(
+        ("change", "reason"),
+        [
+            ("UPDATE users SET is_active = false WHERE email = 'developer@alpha.example'", "deactivated user"),
+            ("UPDATE users SET deleted_at = now() WHERE email = 'developer@alpha.example'", "deleted user"),
+            (
+                "DELETE FROM organization_memberships WHERE user_id = "
+                "(SELECT id FROM users WHERE email = 'developer@alpha.example')",
+                "no longer in alpha",
+            ),
+        ],
+    )
+    def test_key_of_a_user_who_left_is_refused_and_audited(self, tenants_db, admin, change, reason):
+        url, alpha, _ = tenants_db
+        plaintext, info = apikeys.create_key(
+            admin, user_email="developer@alpha.example", name="ci", scopes=["drift:run"]
+        )
+        assert resolve_principal(organization="alpha", api_key=plaintext).email == "developer@alpha.example"
+        owner_exec(url, change)
+        with pytest.raises(PermissionDenied, match=reason):
+            resolve_principal(organization="alpha", api_key=plaintext)
+        audit = rows(
+            url, "SELECT action, details FROM audit_logs WHERE resource_id = :id ORDER BY created_at", id=info.id
+        )
+        assert audit[-1]["action"] == "api_key.use.denied" and reason in audit[-1]["details"]["reason"]
+
+    def test_no_key_for_a_user_of_another_organization(self, tenants_db, admin):
+        url, _, _ = tenants_db
+        with pytest.raises(NotFound):  # beta's user is not even visible to alpha
+            apikeys.create_key(admin, user_email="developer@beta.example", name="x", scopes=["drift:run"])
+        assert rows(url, "SELECT count(*) AS n FROM api_keys WHERE name = 'x'")[0]["n"] == 0

@@ -77,3 +77,43 @@ class TestAddMember:
             add_member(admin, email="x@alpha.example", first_name="X", last_name="Y", role="owner")
         with pytest.raises(Conflict, match="already a member"):
             add_member(admin, email="viewer@alpha.example", first_name="V", last_name="W", role="viewer")
+
+
+class TestInvitations:
+    """A user of another organization joins only by accepting; nothing acts in their name before."""
+
+    def test_existing_user_is_invited_then_accepts(self, tenants_db):
+        from services.apikeys import create_key
+        from services.members import accept_invitation
+
+        url, _, _ = tenants_db
+        admin = resolve_principal(organization="alpha", as_email="admin@alpha.example")
+        member = add_member(admin, email="Developer@Beta.example", first_name="D", last_name="B", role="admin")
+        assert member.pending
+        assert scalar(url, "SELECT count(*) FROM users WHERE lower(email) = 'developer@beta.example'") == 1
+        # before accepting: not a member, no key can be minted in their name, no project role
+        with pytest.raises(PermissionDenied, match="not a member of organization 'alpha'"):
+            resolve_principal(organization="alpha", as_email="developer@beta.example")
+        with pytest.raises(PermissionDenied, match="not a member of alpha"):
+            create_key(admin, user_email="developer@beta.example", name="sneaky", scopes=["drift:run"])
+        assert scalar(url, "SELECT count(*) FROM api_keys WHERE name = 'sneaky'") == 0
+
+        accepted = accept_invitation(organization="alpha", email="developer@beta.example")
+        assert accepted.role == "admin"
+        assert resolve_principal(organization="alpha", as_email="developer@beta.example").org_role == "admin"
+        actions = scalar(
+            url,
+            "SELECT string_agg(action, ',' ORDER BY a.created_at) FROM audit_logs a JOIN organizations o "
+            "ON o.id = a.organization_id WHERE o.slug = 'alpha' AND action LIKE 'organization_membership.%'",
+        )
+        assert actions == "organization_membership.invite,organization_membership.accept"
+        assert scalar(url, "SELECT invited_by IS NOT NULL AND joined_at IS NOT NULL FROM organization_memberships "
+                           "m JOIN users u ON u.id = m.user_id WHERE u.email = 'developer@beta.example' "
+                           "AND m.role = 'admin'")  # fmt: skip
+
+    def test_accepting_without_an_invitation_is_not_found(self, tenants_db):
+        from core.errors import NotFound
+        from services.members import accept_invitation
+
+        with pytest.raises(NotFound, match="no pending invitation"):
+            accept_invitation(organization="alpha", email="developer@beta.example")

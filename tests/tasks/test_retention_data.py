@@ -186,6 +186,7 @@ class TestNotifications:
                 "event_id uuid NOT NULL REFERENCES notification_events(id) ON DELETE CASCADE, "
                 "status text NOT NULL, updated_at timestamptz NOT NULL)"
             )
+            db.run("GRANT SELECT, DELETE ON notification_deliveries TO mlops_maintenance")
             db.run("INSERT INTO notification_deliveries (event_id, status, updated_at) VALUES (:o, 'delivered', :a), "
                    "(:o, 'dead', :a), (:r, 'delivered', :a), (:r, 'retrying', :a)",
                    o=ids["old"], r=ids["retrying"], a=old)  # fmt: skip
