@@ -263,7 +263,8 @@ def read_series(
                 SELECT r.deployment_id, r.metric_name, r.granularity, r.bucket_start, r.sample_count, r.value_mean,
                        r.value_min, r.value_max, r.p50, r.p95, r.p99, r.anomaly_count, 'rollup' AS source
                 FROM model_monitoring_rollups r
-                WHERE r.deployment_id = :dep AND r.granularity = CAST(:granularity AS text) AND r.bucket_start >= date_trunc(CAST(:granularity AS text), CAST(:since AS timestamptz), 'UTC')
+                WHERE r.deployment_id = :dep AND r.granularity = CAST(:granularity AS text)
+                  AND r.bucket_start >= date_trunc(CAST(:granularity AS text), CAST(:since AS timestamptz), 'UTC')
                   AND (CAST(:metric AS text) IS NULL OR r.metric_name = :metric)
             ), raw AS (
                 SELECT m.deployment_id, m.metric_name, CAST(:granularity AS text) AS granularity,
