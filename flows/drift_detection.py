@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -11,12 +10,15 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
-from core.errors import PermissionDenied
 from flows.runtime import call, in_flow_run, logger, map_calls, publish_markdown, publish_table
-from services.access import Action
-from services.audit import authorize
-from services.auth import resolve_principal
-from tasks.drift_detection import DriftOutcome, detect_deployment_drift, explicit_window, list_targets
+from tasks.drift_detection import (
+    DriftOutcome,
+    authorize_drift_run,
+    detect_deployment_drift,
+    explicit_window,
+    list_targets,
+)
+from tasks.identity import authenticate_on_demand
 
 MAX_CONCURRENT_DEPLOYMENTS = 4
 
@@ -35,13 +37,13 @@ def detect_drift(
     log = logger()
     window = explicit_window(start, end)
     scheduled = _scheduled_time()
-    principal = _on_demand_principal(organization, deployment, actor)
+    org = organization or (deployment.split("/")[0] if deployment else None)
+    principal = call(authenticate_on_demand, org, actor)
     targets, notes = call(list_targets, organization, deployment, environment)
     for note in notes:
         log.info(note)
     if principal is not None:
-        for target in targets:
-            _require_drift_run(principal, target)
+        call(authorize_drift_run, principal, targets)
     log.info("analysing %d deployment(s)", len(targets))
     results = map_calls(
         detect_deployment_drift, targets, window, scheduled, principal, max_workers=MAX_CONCURRENT_DEPLOYMENTS
@@ -81,29 +83,6 @@ def _scheduled_time() -> datetime:
         if scheduled is not None:
             return datetime.fromtimestamp(scheduled.timestamp(), tz=UTC)
     return datetime.now(UTC)
-
-
-def _on_demand_principal(organization: str | None, deployment: str | None, actor: str | None):
-    """The user (or API key) running it on demand, or None for the scheduler acting as the system."""
-    api_key = os.environ.get("MLOPS_API_KEY")
-    if not actor and not api_key:
-        return None
-    org = organization or (deployment.split("/")[0] if deployment else None)
-    return resolve_principal(organization=org, as_email=actor, api_key=api_key)
-
-
-def _require_drift_run(principal, target) -> None:
-    if principal.organization_id != target.organization_id:
-        raise PermissionDenied(f"{principal.display} does not belong to organization '{target.organization}'")
-    authorize(
-        principal,
-        Action.DRIFT_RUN,
-        target.project_id,
-        what=f"{target.project}/{target.deployment}",
-        audit_action="data_drift_report.write",
-        resource_type="deployment",
-        resource_id=target.deployment_id,
-    )
 
 
 def _summary(outcomes: list[DriftOutcome], notes: list[str]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -10,12 +9,17 @@ from prefect import flow
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from core.errors import InvalidInput, PermissionDenied
+from core.errors import InvalidInput
 from flows.runtime import call, logger, publish_markdown, publish_table
-from services.access import Action
-from services.audit import authorize
-from services.auth import resolve_principal
-from tasks.retention import OrgReport, enforce_organization, list_retention_plans, run_lock, table_rows
+from tasks.retention import (
+    OrgReport,
+    authenticate_retention_run,
+    authorize_retention_run,
+    enforce_organization,
+    list_retention_plans,
+    run_lock,
+    table_rows,
+)
 
 MAX_BATCH = 100_000
 
@@ -60,13 +64,11 @@ def enforce_retention(
     if as_of is not None and as_of.tzinfo is None:
         raise InvalidInput("as_of must carry a timezone (e.g. 2026-01-01T03:00:00+00:00)")
     now = as_of or datetime.now(UTC)
-    principal = _on_demand_principal(organization, actor)
+    principal = call(authenticate_retention_run, organization, actor)
     with run_lock():
         plans = call(list_retention_plans, organization)
         if principal is not None:
-            authorize(principal, Action.RETENTION_RUN, what=f"retention of {organization}",
-                      audit_action="retention.enforce", resource_type="organization",
-                      resource_id=principal.organization_id)  # fmt: skip
+            call(authorize_retention_run, principal, organization)
         reports: list[OrgReport] = []
         for plan in plans:  # one organization at a time: retention is I/O-heavy and must not starve writers
             report = call(enforce_organization, plan, now, dry_run, batch_size, principal)
@@ -87,19 +89,6 @@ def enforce_retention(
         "organizations": [r.to_json() for r in reports],
         "failed": sum(1 for r in reports if r.status != "ok"),
     }
-
-
-def _on_demand_principal(organization: str | None, actor: str | None):
-    """The user (or API key) running it on demand, or None for the system (the schedule, an operator)."""
-    api_key = os.environ.get("MLOPS_API_KEY")
-    if not actor and not api_key:
-        return None
-    if not organization:
-        raise InvalidInput("an on-demand retention run names its organization (--org): users act in one")
-    principal = resolve_principal(organization=organization, as_email=actor, api_key=api_key)
-    if principal.organization_slug != organization:
-        raise PermissionDenied(f"{principal.display} does not belong to organization '{organization}'")
-    return principal
 
 
 def _summary(reports: list[OrgReport], dry_run: bool) -> str:

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import os
+
 from core.errors import InvalidInput, PermissionDenied
 from db.queries.tenancy import membership_role, organization_by_slug, project_roles, user_by_email
 from db.session import system_session
 from services import apikeys
 from services.access import Principal, subscription_active, system_principal
+
+API_KEY_ENV = "MLOPS_API_KEY"
+
+
+def api_key_from_env() -> str | None:
+    """The API key the process acts with: the one place `MLOPS_API_KEY` is read (CI, workers, the CLI)."""
+    return os.environ.get(API_KEY_ENV) or None
+
+
+def acting_principal(organization: str | None, as_email: str | None, *, on_demand: bool = True) -> Principal:
+    """The acting principal: `MLOPS_API_KEY` when set, else `as_email` in `organization`."""
+    return resolve_principal(organization=organization, as_email=as_email, api_key=api_key_from_env(),
+                             on_demand=on_demand)
+
+
+def on_demand_principal(organization: str | None, as_email: str | None) -> Principal | None:
+    """The user or API key running a scheduled flow on demand, or None when neither is given: the system."""
+    if not as_email and not api_key_from_env():
+        return None
+    return acting_principal(organization, as_email)
 
 
 def resolve_principal(

@@ -229,6 +229,27 @@ def list_targets(
     return targets, notes
 
 
+@task(name="authorize-drift-run", **IO_TASK)
+def authorize_drift_run(principal: Principal, targets: list[DriftTarget]) -> None:
+    """An on-demand run: the principal may run drift detection on every target (audited per deployment)."""
+    from core.errors import PermissionDenied
+    from services.access import Action
+    from services.audit import authorize
+
+    for target in targets:
+        if principal.organization_id != target.organization_id:
+            raise PermissionDenied(f"{principal.display} does not belong to organization '{target.organization}'")
+        authorize(
+            principal,
+            Action.DRIFT_RUN,
+            target.project_id,
+            what=f"{target.project}/{target.deployment}",
+            audit_action="data_drift_report.write",
+            resource_type="deployment",
+            resource_id=target.deployment_id,
+        )
+
+
 @task(name="detect-deployment-drift", task_run_name="drift-{target.deployment}-{target.environment}", **IO_TASK)
 def detect_deployment_drift(
     target: DriftTarget, window: tuple[datetime, datetime] | None, scheduled_at: datetime, actor: Principal | None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +22,17 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 def principal_for(organization: str | None, as_email: str | None):
     """The acting principal: MLOPS_API_KEY when set, else --as EMAIL in --org."""
-    from services.auth import resolve_principal
+    from services.auth import acting_principal
 
-    return resolve_principal(organization=organization, as_email=as_email, api_key=os.environ.get("MLOPS_API_KEY"))
+    return acting_principal(organization, as_email)
+
+
+def has_identity(as_email: str | None) -> bool:
+    """Whether the command names who is acting (--as or MLOPS_API_KEY); without one, scheduled work runs as the
+    system."""
+    from services.auth import api_key_from_env
+
+    return bool(as_email or api_key_from_env())
 
 
 def echo_json(value: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from mlops.cli.common import (
     JsonOption,
     OrgOption,
     echo_json,
+    has_identity,
     parse_datetime,
     parse_pairs,
     read_json,
@@ -44,7 +44,7 @@ def drift(
     from flows.drift_detection import detect_drift
     from flows.runtime import run_flow
 
-    if not as_email and not os.environ.get("MLOPS_API_KEY"):
+    if not has_identity(as_email):
         raise InvalidInput("no identity: set MLOPS_API_KEY, or pass --as EMAIL (MLOPS_AS); schedules run as the system")
     summary = run_flow(
         detect_drift,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
 
 from core.errors import InvalidInput, MlopsError
-from mlops.cli.common import AsOption, JsonOption, OrgOption, echo_json
+from mlops.cli.common import AsOption, JsonOption, OrgOption, echo_json, has_identity
 
 app = typer.Typer(
     help="Retention: archive and delete what the policy lets go; restore archived audit logs.",
@@ -119,7 +118,7 @@ def archives(organization: OrgOption = None, as_json: JsonOption = False) -> Non
 
 def _principal(organization: str, as_email: str | None):
     """The acting user (who needs `retention.run`), or None for the system (an operator with database access)."""
-    if not as_email and not os.environ.get("MLOPS_API_KEY"):
+    if not has_identity(as_email):
         return None
     from mlops.cli.common import principal_for
     from services.access import Action
