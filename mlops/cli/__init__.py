@@ -13,7 +13,7 @@ from importlib.metadata import version
 import typer
 
 from core.errors import MlopsError
-from mlops.cli import channels, db, demo, drift, members, metrics, registry, retention, serve
+from mlops.cli import channels, db, demo, drift, events, members, metrics, registry, retention, serve
 
 try:  # Typer 0.29+ vendors click and raises its own copies of click's exceptions
     from typer._click.exceptions import ClickException, UsageError
@@ -37,6 +37,7 @@ app.command("history")(registry.history)
 app.command("aggregate")(metrics.aggregate)
 app.command("metrics")(metrics.metrics)
 app.command("serve")(serve.serve)
+app.command("events")(events.events)
 
 
 def main() -> None:

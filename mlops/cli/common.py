@@ -35,6 +35,19 @@ def has_identity(as_email: str | None) -> bool:
     return bool(as_email or api_key_from_env())
 
 
+ENVIRONMENTS = ("development", "staging", "production")
+
+
+def parse_deployment_ref(ref: str, environment: str) -> tuple[str, str, str]:
+    """(organization, project, deployment) of `ORG/PROJECT/DEPLOYMENT`, with `--env` checked."""
+    parts = ref.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise InvalidInput(f"'{ref}' is not ORG/PROJECT/DEPLOYMENT")
+    if environment not in ENVIRONMENTS:
+        raise InvalidInput(f"--env must be one of {', '.join(ENVIRONMENTS)}, got '{environment}'")
+    return parts[0], parts[1], parts[2]
+
+
 def echo_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
 

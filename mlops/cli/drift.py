@@ -15,11 +15,16 @@ from mlops.cli.common import (
     echo_json,
     has_identity,
     parse_datetime,
+    parse_deployment_ref,
     parse_pairs,
+    principal_for,
     read_json,
 )
 
-app = typer.Typer(help="Data drift: run detection, or compare two files by hand.", invoke_without_command=True)
+app = typer.Typer(
+    help="Data drift: run detection, list a deployment's reports, or compare two files by hand.",
+    invoke_without_command=True,
+)
 
 
 @app.callback()
@@ -120,3 +125,31 @@ def drift_compare(
         )
     if result.dataset_drift:
         raise typer.Exit(1)
+
+
+@app.command("reports")
+def drift_reports(
+    deployment_ref: Annotated[str, typer.Argument(metavar="ORG/PROJECT/DEPLOYMENT", help="The deployment.")],
+    environment: Annotated[str, typer.Option("--env", help="development, staging or production.")],
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Newest reports to show.")] = 20,
+    as_email: AsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A deployment's drift reports, newest window first (what `mlops drift` and the hourly schedule wrote)."""
+    from services.listings import read_drift_reports
+
+    org, project, deployment = parse_deployment_ref(deployment_ref, environment)
+    rows = read_drift_reports(principal_for(org, as_email), project=project, deployment=deployment,
+                              environment=environment, limit=limit)
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        typer.echo(f"no drift report for {deployment_ref} ({environment}) yet")
+        return
+    typer.echo(f"{'window (UTC)':<33} {'drift':<6} {'share':>6} {'drifted':>8} {'failed':>6}  report")
+    for r in rows:
+        window = f"{r['period_start']:%Y-%m-%d %H:%M} - {r['period_end']:%Y-%m-%d %H:%M}"
+        drifted = f"{r['drifted'] or 0}/{r['analysed'] or 0}"
+        typer.echo(f"{window:<33} {'yes' if r['is_drift_detected'] else 'no':<6} {r['drift_score']:>6.2f} "
+                   f"{drifted:>8} {r['failed'] or 0:>6}  {r['report_uri'] or ''}")

@@ -8,9 +8,15 @@ from typing import Annotated
 import typer
 
 from core.errors import InvalidInput
-from mlops.cli.common import AsOption, JsonOption, OrgOption, echo_json, parse_datetime, principal_for
-
-ENVIRONMENTS = ("development", "staging", "production")
+from mlops.cli.common import (
+    AsOption,
+    JsonOption,
+    OrgOption,
+    echo_json,
+    parse_datetime,
+    parse_deployment_ref,
+    principal_for,
+)
 
 
 def aggregate(
@@ -71,18 +77,13 @@ def metrics(
     """A deployment's metric rollups (raw points where no rollup exists yet, marked `raw`)."""
     from tasks.metrics import read_metrics
 
-    parts = deployment_ref.split("/")
-    if len(parts) != 3 or not all(parts):
-        raise InvalidInput(f"'{deployment_ref}' is not ORG/PROJECT/DEPLOYMENT")
-    if environment not in ENVIRONMENTS:
-        raise InvalidInput(f"--env must be one of {', '.join(ENVIRONMENTS)}, got '{environment}'")
+    org, project, deployment = parse_deployment_ref(deployment_ref, environment)
     if granularity not in ("hour", "day"):
         raise InvalidInput(f"--granularity must be hour or day, got '{granularity}'")
     if metric is not None and not 0 < len(metric) <= 100:
         raise InvalidInput("--metric must be 1-100 characters")
     default = timedelta(hours=24) if granularity == "hour" else timedelta(days=30)
     start = parse_datetime(since, "--since") if since else datetime.now(UTC) - default
-    org, project, deployment = parts
     rows = read_metrics(
         principal_for(org, as_email),
         project=project,
