@@ -35,14 +35,16 @@ def worker_env(tenants_db, prefect_harness, tmp_path):
         PREFECT_WORKER_QUERY_SECONDS="1",
         PREFECT_WORKER_PREFETCH_SECONDS="1",
         PREFECT_LOGGING_LEVEL="WARNING",
-        PWD=str(ROOT),
     )
     created = prefect(env, "work-pool", "create", "mlops", "--type", "process", "--overwrite")
     assert created.returncode == 0, created.stderr
+    checkout = prefect(env, "variable", "set", "mlops_checkout", str(ROOT), "--overwrite")
+    assert checkout.returncode == 0, checkout.stderr
     deployed = prefect(env, "--no-prompt", "deploy", "--all")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     worker = subprocess.Popen(
-        [PREFECT, "worker", "start", "--pool", "mlops"], env=env, cwd=ROOT, start_new_session=True,
+        # started elsewhere: the pull step finds the checkout through the variable, not the worker's directory
+        [PREFECT, "worker", "start", "--pool", "mlops"], env=env, cwd=tmp_path, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     yield env
