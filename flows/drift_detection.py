@@ -10,7 +10,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
-from flows.runtime import call, in_flow_run, logger, map_calls, publish_markdown, publish_table
+from flows.runtime import call, expected_outcomes, in_flow_run, logger, map_calls, publish_markdown, publish_table
 from tasks.drift_detection import (
     DriftOutcome,
     authorize_drift_run,
@@ -24,6 +24,7 @@ MAX_CONCURRENT_DEPLOYMENTS = 4
 
 
 @flow(name="detect-drift", task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_DEPLOYMENTS), log_prints=False)
+@expected_outcomes
 def detect_drift(
     organization: Annotated[str | None, Field(description="Only this organization (slug)")] = None,
     deployment: Annotated[str | None, Field(description="Only this deployment: ORG/PROJECT/DEPLOYMENT")] = None,

@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.runtime import call, logger, map_calls, publish_table
+from flows.runtime import call, expected_outcomes, logger, map_calls, publish_table
 from tasks.metrics import (
     AggregationFailed,
     OrganizationRun,
@@ -26,6 +26,7 @@ def _run_name() -> str:
 
 
 @flow(name="aggregate-metrics", flow_run_name=_run_name, log_prints=False, validate_parameters=True)
+@expected_outcomes
 def aggregate_metrics(organization: str | None = None, since: datetime | None = None) -> dict[str, Any]:
     """Roll up new monitoring points, raise or resolve metric alerts, and summarise finished experiment runs.
 

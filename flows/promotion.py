@@ -8,7 +8,7 @@ from prefect import flow
 from pydantic import Field
 
 from core.errors import GateRejected
-from flows.runtime import call, logger, publish_markdown
+from flows.runtime import call, expected_outcomes, logger, publish_markdown
 from services.access import Principal
 from tasks.identity import authenticate
 from tasks.promotion import PromotionOutcome, PromotionRequest, promote_task
@@ -16,6 +16,7 @@ from tasks.promotion_report import promotion_markdown
 
 
 @flow(name="promote-model", log_prints=False, validate_parameters=True)
+@expected_outcomes
 def promote_model(
     organization: Annotated[str, Field(description="Organization slug, e.g. acme")],
     project: Annotated[str, Field(description="Project slug, e.g. fraud-detection")],

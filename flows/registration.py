@@ -7,12 +7,13 @@ from typing import Annotated, Any
 from prefect import flow
 from pydantic import Field
 
-from flows.runtime import call, logger, publish_markdown
+from flows.runtime import call, expected_outcomes, logger, publish_markdown
 from tasks.identity import authenticate
 from tasks.registration import RegistrationRequest, register_task
 
 
 @flow(name="register-model-version", log_prints=False, validate_parameters=True)
+@expected_outcomes
 def register_model_version(
     organization: Annotated[str, Field(description="Organization slug")],
     project: Annotated[str, Field(description="Project slug")],

@@ -10,7 +10,7 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from core.errors import InvalidInput
-from flows.runtime import call, logger, publish_markdown, publish_table
+from flows.runtime import call, expected_outcomes, logger, publish_markdown, publish_table
 from tasks.retention import (
     OrgReport,
     authenticate_retention_run,
@@ -32,6 +32,7 @@ def _run_name() -> str:
 
 
 @flow(name="enforce-retention", flow_run_name=_run_name, log_prints=False)
+@expected_outcomes
 def enforce_retention(
     organization: Annotated[str | None, Field(description="Only this organization (slug); default: all")] = None,
     dry_run: Annotated[bool, Field(description="Report what would go, per organization and category")] = False,

@@ -8,21 +8,50 @@ the run logger degrade the same way.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
 import time
+import typing
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL
 
-from core.errors import TransientError
+from core.errors import MlopsError, TransientError
 
 _log = logging.getLogger("mlops.flows")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def expected_outcomes(fn: F) -> F:
+    """Under `@flow`: an expected outcome (a gate rejection, a refusal, bad input: any `MlopsError`) ends the run
+    Failed with a one-line state message naming it (`GateRejected: staging_soak 0.0 h < 24 h`), not an
+    "unexpected exception" traceback in the run's log. The exception is the state's data, so a caller of the
+    flow (the CLI, a parent flow) still gets it raised, with its exit code. Outside a flow run it just raises.
+    """
+
+    # Resolve the (postponed) annotations now, in the flow's module: Prefect builds the parameter model from
+    # the wrapper, whose globals are this module's, where `Annotated`, `Field` and the flow's types are unknown.
+    fn.__annotations__ = typing.get_type_hints(fn, include_extras=True)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MlopsError as exc:
+            if not in_flow_run():
+                raise
+            from prefect.states import Failed
+
+            return Failed(message=f"{type(exc).__name__}: {exc}", data=exc)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def in_flow_run() -> bool:

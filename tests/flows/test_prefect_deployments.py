@@ -70,7 +70,7 @@ def test_deployment_run_watch_exit_codes(worker_env, tenants_db):
         conn.execute(text("UPDATE data_drift_reports SET is_drift_detected = true"))  # blocks 1.1.0's production
     rejected = run_promotion(worker_env, "1.1.0", "production", "admin@alpha.example")
     assert rejected.returncode == 1, rejected.stdout + rejected.stderr
-    assert "Failed" in rejected.stdout
+    assert "Failed" in rejected.stdout and "GateRejected: " in rejected.stdout
     promoted = run_promotion(worker_env, "1.2.0", "staging", "developer@alpha.example")
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     with engine.connect() as conn:
