@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import create_engine, pool, text
 
 from tests.fixtures.cli import mlops, one_line_error, scalar
 
@@ -98,7 +99,32 @@ class TestPromoteFromCi:
         result = mlops(
             seeded, "promote", MODEL, "1.1.0", "--to", "production", "--dry-run", "--json", "--as", "admin@acme.example"
         )
-        assert result.returncode == 0 and json.loads(result.stdout)["status"] == "dry_run"
+        decision = json.loads(result.stdout)
+        assert decision["status"] == "dry_run"
+        assert result.returncode == (0 if all(g["passed"] for g in decision["gates"]) else 1)
+        assert scalar(seeded, "SELECT stage FROM model_versions WHERE version = '1.1.0'") == "staging"
+
+    def test_dry_run_exits_1_when_the_gates_would_reject(self, seeded):
+        engine = create_engine(seeded["MLOPS_MIGRATION_DATABASE_URL"], poolclass=pool.NullPool)
+        with engine.begin() as conn:  # a high alert on the staging deployment blocks production
+            alert = conn.execute(
+                text(
+                    "INSERT INTO alerts (organization_id, deployment_id, alert_type, severity, title, message) "
+                    "SELECT d.organization_id, d.id, 'custom', 'high', 'probe', 'probe' FROM deployments d "
+                    "JOIN projects p ON p.id = d.project_id "
+                    "WHERE p.slug = 'fraud-detection' AND d.environment = 'staging' LIMIT 1 RETURNING id"
+                )
+            ).scalar_one()
+        try:
+            result = mlops(
+                seeded, "promote", MODEL, "1.1.0", "--to", "production", "--dry-run", "--as", "admin@acme.example"
+            )
+            assert result.returncode == 1, result.stdout + result.stderr
+            assert "would be rejected" in result.stdout
+        finally:
+            with engine.begin() as conn:
+                conn.execute(text("DELETE FROM alerts WHERE id = :id"), {"id": alert})
+            engine.dispose()
         assert scalar(seeded, "SELECT stage FROM model_versions WHERE version = '1.1.0'") == "staging"
 
 

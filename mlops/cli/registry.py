@@ -73,7 +73,8 @@ def promote(
     as_email: AsOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Promote a version through its gates (runs flow promote-model). Exit 1 when a gate rejects it."""
+    """Promote a version through its gates (runs flow promote-model). Exit 1 when a gate rejects it, also with
+    --dry-run (exit 0: the gates would pass)."""
     from core.errors import GateRejected
     from flows.promotion import promote_model
     from flows.runtime import run_flow
@@ -102,8 +103,11 @@ def promote(
         else:
             print_gates(rejected.gates)
         raise
+    would_reject = result["status"] == "dry_run" and not all(g["passed"] for g in result["gates"])
     if as_json:
         echo_json(result)
+        if would_reject:
+            raise typer.Exit(1)
         return
     print_gates(result["gates"])
     summary = {
@@ -120,6 +124,8 @@ def promote(
     if result.get("archived_versions"):
         summary += f"; archived {', '.join(result['archived_versions'])}"
     typer.echo(summary)
+    if would_reject:
+        raise typer.Exit(1)  # like `terraform plan -detailed-exitcode`: CI can ask "would this pass?"
     if result["status"] == "promoted" and result["to_stage"] == "production":
         typer.echo(f"rollout: {result['rollout']}")
 
