@@ -38,10 +38,18 @@ class GateRejected(MlopsError):
 
     exit_code = 1
 
-    def __init__(self, message: str, failures: list[str] | None = None, gates: list[dict] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        failures: list[str] | None = None,
+        gates: list[dict] | None = None,
+        *,
+        from_stage: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.failures = failures or []
         self.gates = gates or []  # every gate's result, passed or not
+        self.from_stage = from_stage  # the stage the version stays in
 
 
 class TransientError(MlopsError):

@@ -132,7 +132,12 @@ def _promote(session, principal: Principal, request: PromotionRequest) -> Promot
     gates = [r.to_json() for r in results]
     failed = [r for r in results if not r.passed]
     if failed and not request.force and not request.dry_run:
-        raise GateRejected(_rejection(what, request.to_stage, failed), [f"{r.gate}: {r.detail}" for r in failed], gates)
+        raise GateRejected(
+            _rejection(what, request.to_stage, failed),
+            [f"{r.gate}: {r.detail}" for r in failed],
+            gates,
+            from_stage=current,
+        )
     if request.dry_run:
         session.rollback()
         return PromotionOutcome(

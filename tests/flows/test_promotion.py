@@ -275,9 +275,20 @@ class TestFlow:
         db.run("UPDATE data_drift_reports SET is_drift_detected = true")
         state = promote_model(organization="alpha", project="fraud", model="Fraud Model", version="1.1.0",
                               to_stage="production", actor="admin@alpha.example", return_state=True)  # fmt: skip
-        assert state.is_failed()
+        assert state.is_failed() and state.message.startswith("GateRejected: ")
         with pytest.raises(GateRejected):
             state.result()
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, ArtifactFilterFlowRunId
+
+        with get_client(sync_client=True) as client:
+            [artifact] = client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=["promotion-fraud-model-1-1-0"]),
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+                )
+            )
+        assert "staging → production" in artifact.data and "?" not in artifact.data.split("\n")[0]
 
     def test_no_rollout_parameter(self, db, prefect_harness):
         result = promote_model.fn(organization="alpha", project="fraud", model="Fraud Model", version="1.1.0",
