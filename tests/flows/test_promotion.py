@@ -279,7 +279,7 @@ class TestFlow:
         with pytest.raises(GateRejected):
             state.result()
         from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, ArtifactFilterFlowRunId
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
         with get_client(sync_client=True) as client:
             [artifact] = client.read_artifacts(
