@@ -52,8 +52,8 @@ def promote_model(
     except GateRejected as rejected:
         publish_markdown(
             promotion_markdown(
-                model=model, version=version, from_stage=rejected.from_stage or "?", to_stage=to_stage, status="rejected",
-                gates=rejected.gates, reason=reason,
+                model=model, version=version, from_stage=rejected.from_stage or "?", to_stage=to_stage,
+                status="rejected", gates=rejected.gates, reason=reason,
             ),
             key=f"promotion-{model}-{version}",
             description=f"Promotion of {model} {version} to {to_stage}: rejected",
