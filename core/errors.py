@@ -52,10 +52,15 @@ class GateRejected(MlopsError):
         self.from_stage = from_stage  # the stage the version stays in
 
 
-class TransientError(MlopsError):
-    """A retryable failure: database or peer unreachable, serialization conflict. Tasks retry only these."""
+class InfrastructureError(MlopsError):
+    """What we depend on is not there: the Prefect API or the database unreachable, a crashed flow run."""
 
-    exit_code = 1
+    exit_code = 4
+
+
+class TransientError(InfrastructureError):
+    """A retryable failure: database or peer unreachable, serialization conflict. Tasks retry only these; what is
+    still failing after the retries exits 4 like any infrastructure failure."""
 
 
 def is_transient(exc: BaseException) -> bool:

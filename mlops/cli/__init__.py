@@ -1,7 +1,7 @@
 """The `mlops` command line: database, seed and demo, keys, channels, secrets, registry, drift, metrics, retention.
 
 Errors print one line on stderr and exit 2 for bad input, 3 for a refused permission, 1 for a failed
-operation, 0 for success. Commands import what they use when they run, so `mlops --help` and the small
+operation, 4 when the database, the Prefect API or another service we depend on is unreachable, 0 for success. Commands import what they use when they run, so `mlops --help` and the small
 commands do not pay for loading Prefect.
 """
 
@@ -62,7 +62,9 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except SQLAlchemyError as exc:
+        from sqlalchemy.exc import OperationalError
+
         detail = str(getattr(exc, "orig", exc)).splitlines()[0]
         typer.echo(f"error: database: {detail}", err=True)
-        sys.exit(1)
+        sys.exit(4 if isinstance(exc, OperationalError) else 1)  # 4: unreachable or down, as for Prefect
     sys.exit(code if isinstance(code, int) else 0)

@@ -70,32 +70,62 @@ def promote(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Evaluate the gates; write nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Skip failing gates (admins, with --reason).")] = False,
     no_rollout: Annotated[bool, typer.Option("--no-rollout", help="Stop after the registry change.")] = False,
+    submit: Annotated[
+        bool,
+        typer.Option(
+            "--submit",
+            help="Run it on a worker through the Prefect deployment promote-model/on-demand (needs only "
+            "PREFECT_API_URL and MLOPS_API_KEY), streaming its log; same exit codes, 4 when Prefect is unreachable.",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="With --submit: give up (exit 4) after this many seconds.")
+    ] = 600,
     as_email: AsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Promote a version through its gates (runs flow promote-model). Exit 1 when a gate rejects it, also with
     --dry-run (exit 0: the gates would pass)."""
     from core.errors import GateRejected
-    from flows.promotion import promote_model
-    from flows.runtime import run_flow
     from tasks.registry import parse_model_ref, validate_stage
 
     org, project, model = parse_model_ref(model_ref)
     validate_stage(to_stage)
-    try:
-        result = run_flow(
-            promote_model,
-            organization=org,
-            project=project,
-            model=model,
-            version=version,
-            to_stage=to_stage,
-            reason=reason,
-            dry_run=dry_run,
-            force=force,
-            rollout=not no_rollout,
-            actor=as_email,
+    params = dict(
+        organization=org,
+        project=project,
+        model=model,
+        version=version,
+        to_stage=to_stage,
+        reason=reason,
+        dry_run=dry_run,
+        force=force,
+        rollout=not no_rollout,
+        actor=as_email,
+    )
+    if submit:
+        from services.auth import API_KEY_ENV, api_key_from_env
+        from services.prefect_runs import submit_and_wait
+
+        key = api_key_from_env()
+        # the key travels as the run's environment (a job variable), never as a parameter or in a log line
+        run_id = submit_and_wait(
+            "promote-model/on-demand",
+            params,
+            timeout=timeout,
+            echo=lambda line: typer.echo(line, err=as_json),
+            env={API_KEY_ENV: key} if key else None,
         )
+        if as_json:
+            echo_json({"status": "completed", "flow_run_id": str(run_id), **params})
+        else:
+            typer.echo(f"flow run {run_id} completed: {model} {version} → {to_stage}")
+        return
+    from flows.promotion import promote_model
+    from flows.runtime import run_flow
+
+    try:
+        result = run_flow(promote_model, **params)
     except GateRejected as rejected:
         if as_json:
             echo_json({"status": "rejected", "model": model, "version": version, "to_stage": to_stage,
