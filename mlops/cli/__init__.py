@@ -1,8 +1,9 @@
 """The `mlops` command line: database, seed and demo, keys, channels, secrets, registry, drift, metrics, retention.
 
 Errors print one line on stderr and exit 2 for bad input, 3 for a refused permission, 1 for a failed
-operation, 4 when the database, the Prefect API or another service we depend on is unreachable, 0 for success. Commands import what they use when they run, so `mlops --help` and the small
-commands do not pay for loading Prefect.
+operation, 4 when the database, the Prefect API or another service we depend on is unreachable, 0 for
+success. Commands import what they use when they run, so `mlops --help` and the small commands do not pay for
+loading Prefect.
 """
 
 from __future__ import annotations
