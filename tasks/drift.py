@@ -157,11 +157,35 @@ class DatasetDrift:
     dataset_drift: bool
     number_of_columns: int
     number_of_drifted_columns: int
+    # columns not analysed because of their inferred type (text, datetime, ...): (name, type)
+    skipped_columns: tuple[tuple[str, str], ...] = ()
 
     @property
     def number_of_failed_columns(self) -> int:
         """Columns that have an `error` (not counted in `drift_share`)."""
         return sum(1 for c in self.columns if c.error is not None)
+
+    @property
+    def number_of_analysed_columns(self) -> int:
+        """Columns without an `error`: the denominator of `drift_share`."""
+        return self.number_of_columns - self.number_of_failed_columns
+
+    def summary(self) -> str:
+        """One line: drifted of analysed, what could not be analysed and what was skipped, the verdict."""
+        text = (
+            f"{self.number_of_drifted_columns} of {self.number_of_analysed_columns} analysed columns drifted "
+            f"({self.drift_share:.0%})"
+        )
+        if self.number_of_failed_columns:
+            errors = [c.error or "" for c in self.columns if c.error]
+            missing = sum(1 for e in errors if e.startswith("column missing"))
+            other = len(errors) - missing
+            text += "".join(f"; {n} {what}" for n, what in ((missing, "missing"), (other, "failed")) if n)
+        if self.skipped_columns:
+            text += "; skipped " + ", ".join(f"{name} ({kind})" for name, kind in self.skipped_columns)
+        return (
+            f"{text}; dataset drift: {'yes' if self.dataset_drift else 'no'} (threshold {self.drift_threshold:.0%})"
+        )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict of the verdict and every column."""
@@ -172,6 +196,7 @@ class DatasetDrift:
             "number_of_columns": self.number_of_columns,
             "number_of_drifted_columns": self.number_of_drifted_columns,
             "number_of_failed_columns": self.number_of_failed_columns,
+            "skipped_columns": [{"column": name, "inferred_type": kind} for name, kind in self.skipped_columns],
             "columns": [c.to_json() for c in self.columns],
         }
 
@@ -652,7 +677,7 @@ def dataset_drift(
     ref_labels = {str(label): label for label in reference.columns}
     cur_labels = {str(label): label for label in current.columns}
 
-    names, types = _select_columns(reference, current, ref_labels, cur_labels, columns, column_types)
+    names, types, skipped = _select_columns(reference, current, ref_labels, cur_labels, columns, column_types)
     for option, mapping in (("methods", methods), ("thresholds", thresholds), ("column_types", column_types)):
         unknown = sorted(set(mapping) - set(names))
         if unknown:
@@ -697,10 +722,12 @@ def dataset_drift(
             results = tuple(pool.map(one, names))
     else:
         results = tuple(one(name) for name in names)
-    return summarize(results, drift_threshold)
+    return summarize(results, drift_threshold, skipped=skipped)
 
 
-def summarize(columns: Sequence[ColumnDrift], drift_threshold: float) -> DatasetDrift:
+def summarize(
+    columns: Sequence[ColumnDrift], drift_threshold: float, *, skipped: Sequence[tuple[str, str]] = ()
+) -> DatasetDrift:
     """The dataset verdict over per-column results: share of drifted among columns without error."""
     ok = [c for c in columns if c.error is None]
     drifted = sum(1 for c in ok if c.drifted)
@@ -712,6 +739,7 @@ def summarize(columns: Sequence[ColumnDrift], drift_threshold: float) -> Dataset
         dataset_drift=bool(ok) and share >= drift_threshold,
         number_of_columns=len(columns),
         number_of_drifted_columns=drifted,
+        skipped_columns=tuple(skipped),
     )
 
 
@@ -722,8 +750,9 @@ def _select_columns(
     cur_labels: Mapping[str, Any],
     columns: Sequence[str] | None,
     column_types: Mapping[str, ColumnType],
-) -> tuple[list[str], dict[str, ColumnType]]:
-    """Column names to analyse and the type of each (given, else inferred from current, else reference)."""
+) -> tuple[list[str], dict[str, ColumnType], list[tuple[str, str]]]:
+    """Column names to analyse, the type of each (given, else inferred from current, else reference), and the
+    columns left out for their inferred type (text, datetime, ...), when the columns are not listed."""
 
     cache: dict[str, str] = {}
 
@@ -739,7 +768,9 @@ def _select_columns(
     if columns is None:
         ordered = list(cur_labels) + [name for name in ref_labels if name not in cur_labels]
         names = [name for name in ordered if name in column_types or inferred(name) in COLUMN_TYPES]
+        skipped = [(name, inferred(name)) for name in ordered if name not in names]
     else:
+        skipped = []
         names = [str(name) for name in columns]
         if len(set(names)) != len(names):
             raise InvalidInput("columns lists a column more than once")
@@ -754,7 +785,7 @@ def _select_columns(
                 f"column {name!r} is inferred as {kind}, which is not analysed; give its type in column_types"
             )
         types[name] = kind  # type: ignore[assignment]
-    return names, types
+    return names, types, skipped
 
 
 def _json_float(value: float) -> float | None:

@@ -118,11 +118,7 @@ def drift_compare(
             verdict = "error" if c.error else ("DRIFT" if c.drifted else "ok")
             detail = c.error or f"{c.method:<13} score {c.score:.6g} threshold {c.threshold:g}"
             typer.echo(f"{verdict:<5}  {c.column:<24} {c.column_type:<3}  {detail}")
-        typer.echo(
-            f"{result.number_of_drifted_columns} of {result.number_of_columns} columns drifted "
-            f"({result.drift_share:.0%}); dataset drift: {'yes' if result.dataset_drift else 'no'} "
-            f"(threshold {result.drift_threshold:.0%})"
-        )
+        typer.echo(result.summary())
     if result.dataset_drift:
         raise typer.Exit(1)
 
