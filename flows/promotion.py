@@ -7,12 +7,15 @@ from typing import Annotated, Any, Literal
 from prefect import flow
 from pydantic import Field
 
-from core.errors import GateRejected
-from flows.runtime import call, logger, publish_markdown
+from core.errors import GateRejected, MlopsError
+from flows.rollout import rollout_deployment
+from flows.runtime import call, in_flow_run, logger, publish_markdown
 from services.access import Principal
 from tasks.identity import authenticate
 from tasks.promotion import PromotionOutcome, PromotionRequest, promote_task
 from tasks.promotion_report import promotion_markdown
+from tasks.rollout import revert_promotion_task
+from tasks.rollout_rules import RolloutFailed
 
 
 @flow(name="promote-model", log_prints=False, validate_parameters=True)
@@ -74,16 +77,38 @@ def promote_model(
 
 
 def hand_off_to_rollout(outcome: PromotionOutcome, principal: Principal, *, enabled: bool) -> str:
-    """Start the rollout subflow for a new production version, when the rollout flow exists and is wanted."""
+    """Roll a new production version out to the model's production deployments (a subflow each), in order.
+
+    A rollout that fails reverts its deployment and the registry (the same transaction) and fails this flow;
+    one that cannot start (bad input, refused, busy) reverts the promotion too, so the registry never names a
+    production version that no deployment could take."""
     if outcome.status != "promoted" or outcome.to_stage != "production":
         return "not applicable"
     if not enabled:
         return "skipped (rollout disabled)"
-    try:
-        from flows.rollout import rollout_deployment  # type: ignore[import-not-found]
-    except ImportError:
-        logger().info("no rollout flow installed; stopping after the registry change")
-        return "not installed: registry change only"
+    promotion = {
+        "from_stage": outcome.from_stage,
+        "previous_production_version_ids": [str(v) for v in outcome.archived_version_ids],
+        "transition_id": str(outcome.transition_id),
+    }
+    what = f"{outcome.model} {outcome.version} was promoted to production, but"
+    done = []
     for deployment_id in outcome.production_deployment_ids:
-        rollout_deployment(deployment_id=str(deployment_id), model_version_id=str(outcome.model_version_id))
-    return f"rolled out to {len(outcome.production_deployment_ids)} deployment(s)"
+        params = dict(
+            organization=principal.organization_slug,
+            actor=principal.email,
+            deployment_id=str(deployment_id),
+            model_version_id=str(outcome.model_version_id),
+            promotion=promotion,
+        )
+        try:
+            result = rollout_deployment(**params) if in_flow_run() else rollout_deployment.fn(**params)
+        except RolloutFailed as failed:
+            raise RolloutFailed(f"{what} {failed}", failed.summary) from None
+        except MlopsError as refused:
+            call(revert_promotion_task, principal, outcome.model_version_id, promotion, str(refused))
+            raise RolloutFailed(f"{what} its rollout could not start ({refused}); the promotion was reverted") from None
+        done.append(result.get("deployment", str(deployment_id)))
+    if not done:
+        return "no production deployment serves this model: registry change only"
+    return f"rolled out to {len(done)} deployment(s): {', '.join(done)}"
