@@ -85,9 +85,12 @@ class TestFailedRollout:
     def assert_reverted(self, db, stub, error: str):
         deployment = db.deployment()
         assert deployment["status"] == "active" and deployment["version"] == "1.0.0"
-        assert db.history() == [("deploy", "1.0.0", "completed"), ("update", "1.1.0", "failed"),
-                                ("rollback", "1.0.0", "completed")]
-        failed = [r for r in db.history_rows() if r["status"] == "failed"][0]
+        assert db.history() == [
+            ("deploy", "1.0.0", "completed"),
+            ("update", "1.1.0", "failed"),
+            ("rollback", "1.0.0", "completed"),
+        ]
+        failed = next(r for r in db.history_rows() if r["status"] == "failed")
         assert error in failed["error_message"]
         assert stub.split_puts()[-1] == {"1.0.0": 100}
         assert db.alerts() == [("high", "Rollout of 1.1.0 to alpha/fraud/fraud-api-production (production) failed")]
@@ -192,7 +195,12 @@ class TestRollbackAndTerminate:
         assert stub.split_puts()[-1] == {"1.0.0": 100}
         assert db.history()[-1] == ("rollback", "1.0.0", "completed")
         assert db.stages() == {"1.0.0": "production", "1.1.0": "staging", "1.2.0": "development"}
-        assert ("1.1.0", "production", "staging", "rollback of alpha/fraud/fraud-api-production (production): latency") in db.transitions()
+        assert (
+            "1.1.0",
+            "production",
+            "staging",
+            "rollback of alpha/fraud/fraud-api-production (production): latency",
+        ) in db.transitions()
         again = rollback_deployment.fn(**PROD, reason="latency", actor=ADMIN, to_version="1.0.0")
         assert again["status"] == "noop"
 
