@@ -91,7 +91,7 @@ def hand_off_to_rollout(outcome: PromotionOutcome, principal: Principal, *, enab
         "previous_production_version_ids": [str(v) for v in outcome.archived_version_ids],
         "transition_id": str(outcome.transition_id),
     }
-    what = f"{outcome.model} {outcome.version} was promoted to production, but"
+    what = f"promotion of {outcome.model} {outcome.version} to production reverted:"
     done = []
     for deployment_id in outcome.production_deployment_ids:
         params = dict(
@@ -107,7 +107,7 @@ def hand_off_to_rollout(outcome: PromotionOutcome, principal: Principal, *, enab
             raise RolloutFailed(f"{what} {failed}", failed.summary) from None
         except MlopsError as refused:
             call(revert_promotion_task, principal, outcome.model_version_id, promotion, str(refused))
-            raise RolloutFailed(f"{what} its rollout could not start ({refused}); the promotion was reverted") from None
+            raise RolloutFailed(f"{what} its rollout could not start: {refused}") from None
         done.append(result.get("deployment", str(deployment_id)))
     if not done:
         return "no production deployment serves this model: registry change only"

@@ -241,3 +241,117 @@ class TestOneAtATime:
         thread.join()
         assert results["first"]["status"] == "completed"
         assert db.history() == [("deploy", "1.0.0", "completed"), ("update", "1.1.0", "completed")]
+
+
+class TestPromotion:
+    def reset(self, db):
+        db.run("UPDATE model_versions SET stage = 'staging' WHERE id = :v", v=db.t["v110"])
+        db.run("UPDATE model_versions SET stage = 'production' WHERE id = :v", v=db.t["v100"])
+
+    def test_a_promotion_whose_rollout_fails_restores_the_registry(self, db, stub):
+        from flows.promotion import promote_model
+
+        self.reset(db)
+        stub.unready = {"1.1.0"}
+        with pytest.raises(
+            RolloutFailed,
+            match="promotion of Fraud Model 1.1.0 to production reverted: rollout of 1.1.0 .* failed: "
+            "step 1 .*rolled back to 1.0.0; registry restored \\(1.1.0: production -> staging, "
+            "1.0.0: archived -> production\\)",
+        ):
+            promote_model.fn(
+                organization="alpha",
+                project="fraud",
+                model="Fraud Model",
+                version="1.1.0",
+                to_stage="production",
+                reason="release",
+                actor=ADMIN,
+            )
+        assert db.stages() == {"1.0.0": "production", "1.1.0": "staging", "1.2.0": "development"}
+        moves = db.transitions()
+        assert [m[:3] for m in moves] == [
+            ("1.0.0", "production", "archived"),
+            ("1.1.0", "staging", "production"),
+            ("1.0.0", "archived", "production"),
+            ("1.1.0", "production", "staging"),
+        ]
+        failed_id = next(r["id"] for r in db.history_rows() if r["status"] == "failed")
+        assert all(
+            f"rollout {failed_id} to alpha/fraud/fraud-api-production (production) failed" in m[3] for m in moves[2:]
+        )
+        assert db.deployment()["version"] == "1.0.0" and db.deployment()["status"] == "active"
+        assert db.history()[-2:] == [("update", "1.1.0", "failed"), ("rollback", "1.0.0", "completed")]
+        assert db.audit() == ["model_version.promote", "deployment.rollout.failed", "model_version.restore"]
+        assert {e[1] for e in db.events()} == {
+            "model_version.promoted",
+            "deployment.rollout_failed",
+            "model_version.restored",
+            "alert.opened",
+        }
+        assert stub.split_puts() == [{"1.1.0": 10, "1.0.0": 90}, {"1.0.0": 100}]
+
+    def test_a_promotion_rolls_out_in_steps(self, db, stub):
+        from flows.promotion import promote_model
+
+        self.reset(db)
+        result = promote_model.fn(
+            organization="alpha",
+            project="fraud",
+            model="Fraud Model",
+            version="1.1.0",
+            to_stage="production",
+            reason="release",
+            actor=ADMIN,
+        )
+        assert result["rollout"] == "rolled out to 1 deployment(s): alpha/fraud/fraud-api-production (production)"
+        assert stub.split_puts()[-1] == {"1.1.0": 100} and db.deployment()["version"] == "1.1.0"
+        assert db.stages()["1.1.0"] == "production"
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("then", ["rerun", "rollback"])
+def test_killed_mid_rollout_then_a_rerun_or_rollback_finishes(db, stub, then):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.flows.rollout_crash_child"],
+        cwd=ROOT,
+        env={**os.environ, "MLOPS_ORCHESTRATE": "never"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -9, child.stderr
+    assert db.deployment()["status"] == "deploying"
+    assert db.history()[-1] == ("update", "1.1.0", "in_progress")
+    assert stub.split_puts() == [{"1.1.0": 10, "1.0.0": 90}, {"1.1.0": 50, "1.0.0": 50}]
+    with pytest.raises(Conflict, match="already in a update of 1.1.0 .*wait for it to finish"):
+        rollout()  # its lease has not expired yet
+    deadline = time.monotonic() + 10
+    while db.one("SELECT bool_or(expires_at > now()) FROM deployment_history WHERE status = 'in_progress'"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    if then == "rerun":
+        summary = rollout()
+        assert summary["status"] == "completed" and summary["recovered"]
+        assert db.deployment()["status"] == "active" and db.deployment()["version"] == "1.1.0"
+        assert db.history()[-2:] == [("update", "1.1.0", "failed"), ("update", "1.1.0", "completed")]
+        assert stub.split_puts()[-1] == {"1.1.0": 100}
+    else:
+        summary = rollback_deployment.fn(**PROD, reason="abandoned rollout", actor=ADMIN)
+        assert summary["status"] == "completed" and summary["version"] == "1.0.0"
+        assert db.deployment()["status"] == "active" and db.deployment()["version"] == "1.0.0"
+        assert db.history()[-2:] == [("update", "1.1.0", "failed"), ("rollback", "1.0.0", "completed")]
+        assert stub.split_puts()[-1] == {"1.0.0": 100}
+        assert db.stages()["1.0.0"] == "production" and db.stages()["1.1.0"] == "staging"
+    abandoned = next(r for r in db.history_rows() if r["status"] == "failed")
+    assert abandoned["error_message"].startswith("abandoned: its run stopped before finishing")
+    assert "deployment.recover" in db.audit()
+    assert db.one("SELECT count(*) FROM deployments WHERE status = 'deploying'") == 0
