@@ -287,6 +287,8 @@ def plan_rollback(principal: Principal, request: ChangeRequest) -> Change:
             target_id = q.last_completed_version(
                 session=session, deployment_id=deployment.id, other_than=current if settled else None
             )
+            if target_id is None and settled:
+                target_id = q.recorded_previous(session=session, deployment_id=deployment.id, version_id=current)
             if target_id is None:
                 raise InvalidInput(f"{label} has no earlier completed version to roll back to; name one")
             version = _resolve_version(

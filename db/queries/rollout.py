@@ -118,6 +118,23 @@ def last_completed_version(
     return session.scalar(query)
 
 
+def recorded_previous(*, session: Session, deployment_id: uuid.UUID, version_id: uuid.UUID) -> uuid.UUID | None:
+    """The version a completed rollout of `version_id` replaced, as its history row recorded it (covers versions
+    deployed before the rollout flows kept history)."""
+    value = session.scalar(
+        select(DeploymentHistory.details["previous_version_id"].astext)
+        .where(
+            DeploymentHistory.deployment_id == deployment_id,
+            DeploymentHistory.model_version_id == version_id,
+            DeploymentHistory.status == "completed",
+            DeploymentHistory.action.in_(("deploy", "update")),
+        )
+        .order_by(DeploymentHistory.completed_at.desc())
+        .limit(1)
+    )
+    return uuid.UUID(value) if value else None
+
+
 def insert_history(
     *,
     session: Session,

@@ -13,7 +13,7 @@ from importlib.metadata import version
 import typer
 
 from core.errors import MlopsError
-from mlops.cli import channels, db, demo, drift, members, metrics, registry, retention
+from mlops.cli import channels, db, demo, drift, members, metrics, registry, retention, rollout
 
 try:  # Typer 0.29+ vendors click and raises its own copies of click's exceptions
     from typer._click.exceptions import ClickException, UsageError
@@ -29,6 +29,7 @@ app.add_typer(channels.secrets_app, name="secrets")
 app.add_typer(members.users_app, name="users")
 app.add_typer(drift.app, name="drift")
 app.add_typer(retention.app, name="retention")
+app.add_typer(rollout.deployments_app, name="deployments")
 app.command("seed")(demo.seed)
 app.command("demo")(demo.demo)
 app.command("register")(registry.register)
@@ -36,6 +37,9 @@ app.command("promote")(registry.promote)
 app.command("history")(registry.history)
 app.command("aggregate")(metrics.aggregate)
 app.command("metrics")(metrics.metrics)
+app.command("rollout")(rollout.rollout)
+app.command("rollback")(rollout.rollback)
+app.command("terminate")(rollout.terminate)
 
 
 def main() -> None:
