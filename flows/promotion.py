@@ -8,7 +8,7 @@ from prefect import flow
 from pydantic import Field
 
 from core.errors import GateRejected, MlopsError
-from flows.rollout import rollout_deployment
+from flows.rollout import rollback_deployment, rollout_deployment
 from flows.runtime import call, in_flow_run, logger, publish_markdown
 from services.access import Principal
 from tasks.identity import authenticate
@@ -92,7 +92,7 @@ def hand_off_to_rollout(outcome: PromotionOutcome, principal: Principal, *, enab
         "transition_id": str(outcome.transition_id),
     }
     what = f"promotion of {outcome.model} {outcome.version} to production reverted:"
-    done = []
+    done: list[tuple[str, str]] = []  # (deployment id, label) already rolled out
     for deployment_id in outcome.production_deployment_ids:
         params = dict(
             organization=principal.organization_slug,
@@ -102,13 +102,39 @@ def hand_off_to_rollout(outcome: PromotionOutcome, principal: Principal, *, enab
             promotion=promotion,
         )
         try:
-            result = rollout_deployment(**params) if in_flow_run() else rollout_deployment.fn(**params)
+            result = _subflow(rollout_deployment, **params)
         except RolloutFailed as failed:
-            raise RolloutFailed(f"{what} {failed}", failed.summary) from None
+            undone = _undo(done, principal, f"{what} its rollout to another deployment failed")
+            raise RolloutFailed(f"{what} {failed}{undone}", failed.summary) from None
         except MlopsError as refused:
             call(revert_promotion_task, principal, outcome.model_version_id, promotion, str(refused))
-            raise RolloutFailed(f"{what} its rollout could not start: {refused}") from None
-        done.append(result.get("deployment", str(deployment_id)))
+            undone = _undo(done, principal, f"{what} a rollout could not start")
+            raise RolloutFailed(f"{what} its rollout could not start: {refused}{undone}") from None
+        done.append((str(deployment_id), result.get("deployment", str(deployment_id))))
     if not done:
         return "no production deployment serves this model: registry change only"
-    return f"rolled out to {len(done)} deployment(s): {', '.join(done)}"
+    return f"rolled out to {len(done)} deployment(s): {', '.join(label for _, label in done)}"
+
+
+def _subflow(flow_obj: Any, **params: Any) -> Any:
+    """A subflow inside a flow run; the plain function outside one (the CLI without Prefect)."""
+    return flow_obj(**params) if in_flow_run() else flow_obj.fn(**params)
+
+
+def _undo(done: list[tuple[str, str]], principal: Principal, reason: str) -> str:
+    """Roll back the deployments this promotion already moved, so none serves a version the registry no longer
+    holds in production; what happened, as a sentence tail."""
+    notes = []
+    for deployment_id, label in done:
+        try:
+            _subflow(
+                rollback_deployment,
+                organization=principal.organization_slug,
+                actor=principal.email,
+                deployment_id=deployment_id,
+                reason=reason,
+            )
+            notes.append(f"{label} rolled back")
+        except MlopsError as exc:
+            notes.append(f"{label} NOT rolled back ({exc})")
+    return f"; {', '.join(notes)}" if notes else ""

@@ -557,9 +557,8 @@ def record_failure(
                 details={"automatic": True, "rollback_of": str(change.history_id), "reason": error},
                 error_message=None if reverted else f"the platform did not come back: {_detail(revert)}",
             )
+        # a failed rollback or terminate leaves the platform in an unknown state: `failed` until someone acts
         status = "active" if back_to is not None and reverted else "failed"
-        if change.kind == "rollback" and reverted:
-            status = "active"  # the rollback failed, but the platform still serves the version it served
         values: dict[str, Any] = {"status": status}
         if back_to is not None:
             values["model_version_id"] = uuid.UUID(back_to.model_version_id)

@@ -355,3 +355,77 @@ def test_killed_mid_rollout_then_a_rerun_or_rollback_finishes(db, stub, then):
     assert abandoned["error_message"].startswith("abandoned: its run stopped before finishing")
     assert "deployment.recover" in db.audit()
     assert db.one("SELECT count(*) FROM deployments WHERE status = 'deploying'") == 0
+
+
+class TestPromotionEdges:
+    def reset(self, db):
+        TestPromotion().reset(db)
+
+    def promote(self):
+        from flows.promotion import promote_model
+
+        return promote_model.fn(
+            organization="alpha",
+            project="fraud",
+            model="Fraud Model",
+            version="1.1.0",
+            to_stage="production",
+            reason="release",
+            actor=ADMIN,
+        )
+
+    def test_a_rollout_that_cannot_start_reverts_the_promotion(self, db, stub):
+        self.reset(db)
+        db.run("UPDATE model_versions SET model_size_bytes = 1 WHERE id = :v", v=db.t["v110"])
+        with pytest.raises(
+            RolloutFailed, match="reverted: its rollout could not start: artifact of 1.1.0 .* registered as 1"
+        ):
+            self.promote()
+        assert db.stages() == {"1.0.0": "production", "1.1.0": "staging", "1.2.0": "development"}
+        assert stub.requests == [] and db.history() == [("deploy", "1.0.0", "completed")]
+        assert db.audit() == ["model_version.promote", "model_version.restore"]
+
+    def test_when_a_later_deployment_fails_the_earlier_ones_are_rolled_back(self, db, stub):
+        import json
+
+        from tests.fixtures.peers import free_port
+
+        self.reset(db)
+        config = {
+            "serving": {
+                "backend": "http",
+                "control_url": f"http://127.0.0.1:{free_port()}/x",
+                "health_timeout_seconds": 0.5,
+                "poll_interval_seconds": 0.05,
+            }
+        }
+        db.run(
+            "INSERT INTO deployments (organization_id, project_id, model_version_id, name, environment, status, "
+            "created_by, deployment_config) VALUES (:o, :p, :v, 'fraud-api-production-eu', 'production', 'active', "
+            ":u, CAST(:c AS jsonb))",
+            o=db.t["org"],
+            p=db.t["project"],
+            v=db.t["v100"],
+            u=db.t["admin"],
+            c=json.dumps(config),
+        )
+        with pytest.raises(
+            RolloutFailed,
+            match="fraud-api-production-eu .* failed: .*connection refused.*"
+            "alpha/fraud/fraud-api-production \\(production\\) rolled back",
+        ):
+            self.promote()
+        assert db.stages() == {"1.0.0": "production", "1.1.0": "staging", "1.2.0": "development"}
+        assert db.deployment()["version"] == "1.0.0" and db.deployment()["status"] == "active"
+        assert db.history()[-2:] == [("update", "1.1.0", "completed"), ("rollback", "1.0.0", "completed")]
+        assert stub.split_puts()[-1] == {"1.0.0": 100}
+
+
+def test_a_failed_manual_rollback_leaves_the_deployment_failed_and_alerts(db, stub):
+    rollout(steps=[100])
+    stub.unready = {"1.0.0"}
+    with pytest.raises(RolloutFailed, match="rollback to 1.0.0 failed: health not reached"):
+        rollback_deployment.fn(**PROD, reason="latency", actor=ADMIN)
+    assert db.deployment()["status"] == "failed" and db.history()[-1] == ("rollback", "1.0.0", "failed")
+    assert db.alerts() == [("high", "Rollback of 1.0.0 to alpha/fraud/fraud-api-production (production) failed")]
+    assert db.audit()[-1] == "deployment.rollback.failed"
