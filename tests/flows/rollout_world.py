@@ -12,11 +12,11 @@ from tests.factories import Db
 
 FAST = {
     "steps": [10, 50, 100],
-    "bake_seconds": 0.2,
-    "health_timeout_seconds": 1.0,
+    "bake_seconds": 0.1,
+    "health_timeout_seconds": 0.5,
     "poll_interval_seconds": 0.05,
     "max_anomalies": 2,
-    "lease_grace_seconds": 0.5,
+    "lease_grace_seconds": 1.5,
 }
 
 

@@ -69,7 +69,7 @@ class TestHealthyRollout:
 
     def test_500s_then_healthy_is_retried_inside_the_budget(self, db, stub):
         stub.errors = 3
-        assert rollout(steps=[100])["status"] == "completed"
+        assert rollout(steps=[100], health_timeout_seconds=3)["status"] == "completed"
         assert sum(1 for s in stub.requests if s.method == "PUT") == 4  # three 500s, then accepted
         assert db.deployment()["version"] == "1.1.0"
 
@@ -100,7 +100,7 @@ class TestFailedRollout:
 
     def test_never_ready(self, db, stub):
         stub.unready = {"1.1.0"}
-        with pytest.raises(RolloutFailed, match="step 1 \\(10%\\) failed: health not reached within 1s: not ready"):
+        with pytest.raises(RolloutFailed, match="step 1 \\(10%\\) failed: health not reached within 0.5s: not ready"):
             rollout()
         self.assert_reverted(db, stub, "not ready: 1.1.0")
         assert stub.split_puts() == [{"1.1.0": 10, "1.0.0": 90}, {"1.0.0": 100}]
@@ -112,7 +112,7 @@ class TestFailedRollout:
         self.assert_reverted(db, stub, "serving 1.0.0 100% + 1.1.0 0%, requested 1.0.0 90% + 1.1.0 10%")
 
     def test_hanging_past_the_timeout(self, db, stub):
-        stub.hang_on, stub.hang_seconds = {"1.1.0"}, 3.0
+        stub.hang_on, stub.hang_seconds = {"1.1.0"}, 2.0
         with pytest.raises(RolloutFailed, match="timed out"):
             rollout()
         self.assert_reverted(db, stub, "timed out")
