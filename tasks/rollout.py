@@ -179,7 +179,8 @@ def complete(principal: Principal, change: Change, steps: list[StepResult]) -> d
                 deployed_at=_now(),
                 terminated_at=None,
             )
-        if change.kind == "rollback" and change.environment == "production" and change.previous:
+        moved_away = change.previous and change.previous.model_version_id != change.target.model_version_id
+        if change.kind == "rollback" and change.environment == "production" and moved_away:
             restored = restore_registry(
                 session,
                 principal,
@@ -230,13 +231,15 @@ def record_failure(
     it, the registry restored when the rollout came from a promotion; a `high` alert; audit; events."""
     with session_scope(principal.organization_id) as session:
         deployment = _locked(session, change)
-        q.finish_history(
+        finished = q.finish_history(
             session=session,
             history_id=change.history_id,
             status="failed",
             error_message=error,
             details={"results": [s.to_json() for s in steps]},
         )
+        if not finished:  # another run presumed this one dead and owns the deployment now
+            raise Conflict(f"{change.label}: this run's lease was taken over by another run ({error})")
         reverted = revert is None or revert.ok
         back_to = change.previous if change.kind == "rollout" else None
         rollback_id = None
