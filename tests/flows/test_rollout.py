@@ -60,6 +60,7 @@ class TestHealthyRollout:
         assert db.audit() == ["deployment.rollout"]
         assert db.events() == [("deployment", "deployment.rolled_out", "info")]
         assert db.stages()["1.1.0"] == "production" and db.alerts() == []
+        assert db.transitions() == []
 
     def test_a_second_run_is_a_no_op(self, db, stub):
         rollout()
@@ -97,6 +98,9 @@ class TestFailedRollout:
         assert db.audit() == ["deployment.rollout.failed"]
         assert ("deployment", "deployment.rollout_failed", "high") in db.events()
         assert ("alert", "alert.opened", "high") in db.events()
+        # not started by a promotion: the registry and its history are left as they were
+        assert db.stages() == {"1.0.0": "archived", "1.1.0": "production", "1.2.0": "development"}
+        assert db.transitions() == []
 
     def test_never_ready(self, db, stub):
         stub.unready = {"1.1.0"}
@@ -240,6 +244,8 @@ class TestOneAtATime:
             rollout()
         thread.join()
         assert results["first"]["status"] == "completed"
+        assert db.audit() == ["deployment.rollout"] and db.events() == [("deployment", "deployment.rolled_out", "info")]
+        assert stub.split_puts() == [{"1.1.0": 100}]
         assert db.history() == [("deploy", "1.0.0", "completed"), ("update", "1.1.0", "completed")]
 
 
