@@ -11,6 +11,7 @@ from core.settings import mlops_home
 from demo import sample_data
 from demo.metrics import run_metrics_demo
 from demo.retention import run_retention_demo
+from demo.rollout import run_rollout_demo, start_demo_platform
 from demo.seed import ADMIN, DEVELOPER, MODEL, ORG, PROJECT, seed_demo
 from flows.drift_detection import detect_drift
 from flows.promotion import promote_model
@@ -60,7 +61,8 @@ def run_demo(echo: Echo) -> None:
     echo(f"{MODEL} 1.3.0: {registered['status']} -> {registered['artifact_uri']} ({registered['size_bytes']} bytes, "
          f"sha256 {registered['sha256'][:12]}…)")  # fmt: skip
 
-    echo("\n== 4. promote-model: 1.1.0 staging -> production, through its gates")
+    platform = start_demo_platform(echo)
+    echo("\n== 4. promote-model: 1.1.0 staging -> production, through its gates, rolled out in steps")
     _promote(echo, "1.1.0", "production", ADMIN, reason="auc +0.009 over 1.0.0 after 3 days in staging")
 
     echo("\n== 5. promote-model: a promotion the gates reject")
@@ -85,6 +87,9 @@ def run_demo(echo: Echo) -> None:
     run_metrics_demo(echo)
     echo("\n== 8. enforce-retention: old audit rows archived to the artifact store, then deleted")
     run_retention_demo(echo)
+    echo("\n== 9. rollout-deployment: a forced promotion whose rollout fails reverts deployment and registry")
+    run_rollout_demo(echo, platform)
+    platform.stop()
     echo("\nDone. Run it again: every step is idempotent.")
 
 

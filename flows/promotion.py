@@ -7,12 +7,15 @@ from typing import Annotated, Any, Literal
 from prefect import flow
 from pydantic import Field
 
-from core.errors import GateRejected
-from flows.runtime import call, expected_outcomes, logger, publish_markdown
+from core.errors import GateRejected, MlopsError
+from flows.rollout import rollback_deployment, rollout_deployment
+from flows.runtime import call, expected_outcomes, in_flow_run, logger, publish_markdown
 from services.access import Principal
 from tasks.identity import authenticate
 from tasks.promotion import PromotionOutcome, PromotionRequest, promote_task
 from tasks.promotion_report import promotion_markdown
+from tasks.rollout import revert_promotion_task
+from tasks.rollout_rules import RolloutFailed
 
 
 @flow(name="promote-model", log_prints=False, validate_parameters=True)
@@ -75,16 +78,64 @@ def promote_model(
 
 
 def hand_off_to_rollout(outcome: PromotionOutcome, principal: Principal, *, enabled: bool) -> str:
-    """Start the rollout subflow for a new production version, when the rollout flow exists and is wanted."""
+    """Roll a new production version out to the model's production deployments (a subflow each), in order.
+
+    A rollout that fails reverts its deployment and the registry (the same transaction) and fails this flow;
+    one that cannot start (bad input, refused, busy) reverts the promotion too, so the registry never names a
+    production version that no deployment could take."""
     if outcome.status != "promoted" or outcome.to_stage != "production":
         return "not applicable"
     if not enabled:
         return "skipped (rollout disabled)"
-    try:
-        from flows.rollout import rollout_deployment  # type: ignore[import-not-found]
-    except ImportError:
-        logger().info("no rollout flow installed; stopping after the registry change")
-        return "not installed: registry change only"
+    promotion = {
+        "from_stage": outcome.from_stage,
+        "previous_production_version_ids": [str(v) for v in outcome.archived_version_ids],
+        "transition_id": str(outcome.transition_id),
+    }
+    what = f"promotion of {outcome.model} {outcome.version} to production reverted:"
+    done: list[tuple[str, str]] = []  # (deployment id, label) already rolled out
     for deployment_id in outcome.production_deployment_ids:
-        rollout_deployment(deployment_id=str(deployment_id), model_version_id=str(outcome.model_version_id))
-    return f"rolled out to {len(outcome.production_deployment_ids)} deployment(s)"
+        params = dict(
+            organization=principal.organization_slug,
+            actor=principal.email,
+            deployment_id=str(deployment_id),
+            model_version_id=str(outcome.model_version_id),
+            promotion=promotion,
+        )
+        try:
+            result = _subflow(rollout_deployment, **params)
+        except RolloutFailed as failed:
+            undone = _undo(done, principal, f"{what} its rollout to another deployment failed")
+            raise RolloutFailed(f"{what} {failed}{undone}", failed.summary) from None
+        except MlopsError as refused:
+            call(revert_promotion_task, principal, outcome.model_version_id, promotion, str(refused))
+            undone = _undo(done, principal, f"{what} a rollout could not start")
+            raise RolloutFailed(f"{what} its rollout could not start: {refused}{undone}") from None
+        done.append((str(deployment_id), result.get("deployment", str(deployment_id))))
+    if not done:
+        return "no production deployment serves this model: registry change only"
+    return f"rolled out to {len(done)} deployment(s): {', '.join(label for _, label in done)}"
+
+
+def _subflow(flow_obj: Any, **params: Any) -> Any:
+    """A subflow inside a flow run; the plain function outside one (the CLI without Prefect)."""
+    return flow_obj(**params) if in_flow_run() else flow_obj.fn(**params)
+
+
+def _undo(done: list[tuple[str, str]], principal: Principal, reason: str) -> str:
+    """Roll back the deployments this promotion already moved, so none serves a version the registry no longer
+    holds in production; what happened, as a sentence tail."""
+    notes = []
+    for deployment_id, label in done:
+        try:
+            _subflow(
+                rollback_deployment,
+                organization=principal.organization_slug,
+                actor=principal.email,
+                deployment_id=deployment_id,
+                reason=reason,
+            )
+            notes.append(f"{label} rolled back")
+        except MlopsError as exc:
+            notes.append(f"{label} NOT rolled back ({exc})")
+    return f"; {', '.join(notes)}" if notes else ""

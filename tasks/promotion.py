@@ -60,6 +60,7 @@ class PromotionOutcome:
     gates: list[dict[str, Any]] = field(default_factory=list)
     forced: bool = False
     archived_versions: list[str] = field(default_factory=list)
+    archived_version_ids: list[uuid.UUID] = field(default_factory=list)
     transition_id: uuid.UUID | None = None
     model_version_id: uuid.UUID | None = None
     production_deployment_ids: list[uuid.UUID] = field(default_factory=list)
@@ -145,6 +146,7 @@ def _promote(session, principal: Principal, request: PromotionRequest) -> Promot
         )
 
     archived = []
+    archived_ids = []
     if request.to_stage == "production":
         for previous in q.production_versions(session=session, model_id=model.id):
             if previous.id == version.id:
@@ -161,6 +163,7 @@ def _promote(session, principal: Principal, request: PromotionRequest) -> Promot
                 reason=f"replaced in production by {version.version}",
             )
             archived.append(previous.version)
+            archived_ids.append(previous.id)
     session.execute(update(ModelVersion).where(ModelVersion.id == version.id).values(stage=request.to_stage))
     transition_id = q.record_transition(
         session=session,
@@ -213,6 +216,7 @@ def _promote(session, principal: Principal, request: PromotionRequest) -> Promot
         gates=gates,
         forced=request.force,
         archived_versions=archived,
+        archived_version_ids=archived_ids,
         transition_id=transition_id,
         model_version_id=version.id,
         production_deployment_ids=rollout_targets,

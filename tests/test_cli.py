@@ -30,11 +30,11 @@ class TestDatabaseCommands:
         ) == before
         assert scalar(seeded, "SELECT stage FROM model_versions WHERE version = '1.0.0'") == "production"
 
-    def test_unreachable_database_is_one_line_and_exit_1(self, cli_env):
+    def test_unreachable_database_is_one_line_and_exit_4(self, cli_env):
         nowhere = "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2"
         broken = {**cli_env, "DATABASE_URL": nowhere, "MLOPS_MIGRATION_DATABASE_URL": nowhere}
         result = mlops(broken, "db", "current")
-        assert result.returncode == 1
+        assert result.returncode == 4
         assert "error:" in one_line_error(result)
 
 

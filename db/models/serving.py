@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, check_in, created_at, deleted_at, jsonb_object, updated_at, uuid_pk
@@ -55,10 +56,25 @@ class Deployment(Base):
 
 
 class DeploymentHistory(Base):
+    """One change of a deployment: deploy, update, rollback or terminate, and how it ended.
+
+    Additions to the spec, for the rollout flows (revision 0013): `expires_at`, until when an unfinished
+    (`pending`/`in_progress`) row's process is presumed alive (renewed per step; past it the next rollout or
+    rollback recovers the deployment), `details` (steps, the step reached, the version replaced, the registry
+    state to restore for a rollout started by a promotion), and a partial unique index allowing one unfinished
+    row per deployment: the persisted half of "one rollout per deployment at a time".
+    """
+
     __tablename__ = "deployment_history"
     __table_args__ = (
         check_in("action", HISTORY_ACTIONS),
         check_in("status", HISTORY_STATUSES),
+        Index(
+            "uq_deployment_history__one_unfinished",
+            "deployment_id",
+            unique=True,
+            postgresql_where=text("status IN ('pending', 'in_progress')"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -71,3 +87,5 @@ class DeploymentHistory(Base):
     started_at: Mapped[datetime | None] = mapped_column(server_default=func.now())
     completed_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime | None] = created_at()
+    expires_at: Mapped[datetime | None] = mapped_column()
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

@@ -14,7 +14,7 @@ from importlib.metadata import version
 import typer
 
 from core.errors import MlopsError
-from mlops.cli import channels, db, demo, drift, events, members, metrics, registry, retention, serve
+from mlops.cli import channels, db, demo, drift, events, members, metrics, registry, retention, rollout, serve
 
 try:  # Typer 0.29+ vendors click and raises its own copies of click's exceptions
     from typer._click.exceptions import ClickException, UsageError
@@ -30,6 +30,7 @@ app.add_typer(channels.secrets_app, name="secrets")
 app.add_typer(members.users_app, name="users")
 app.add_typer(drift.app, name="drift")
 app.add_typer(retention.app, name="retention")
+app.add_typer(rollout.deployments_app, name="deployments")
 app.command("seed")(demo.seed)
 app.command("demo")(demo.demo)
 app.command("register")(registry.register)
@@ -39,6 +40,9 @@ app.command("aggregate")(metrics.aggregate)
 app.command("metrics")(metrics.metrics)
 app.command("serve")(serve.serve)
 app.command("events")(events.events)
+app.command("rollout")(rollout.rollout)
+app.command("rollback")(rollout.rollback)
+app.command("terminate")(rollout.terminate)
 
 
 def main() -> None:

@@ -257,10 +257,18 @@ class TestConcurrency:
 
 
 class TestFlow:
-    def test_flow_run_promotes_and_publishes_its_decision(self, db, prefect_harness):
+    def test_flow_run_promotes_and_publishes_its_decision(self, db, prefect_harness, tmp_path, monkeypatch):
+        from services.storage import open_store
+
+        monkeypatch.setenv("MLOPS_ARTIFACT_URI", (tmp_path / "store").as_uri())
+        info = open_store().put("models/alpha/1.1.0/model.bin", b"model 1.1.0")
+        db.run("UPDATE model_versions SET model_file_path = :p, model_size_bytes = :s WHERE version = '1.1.0'",
+               p=open_store().uri_for(info.key), s=info.size)  # fmt: skip
         result = promote_model(organization="alpha", project="fraud", model="Fraud Model", version="1.1.0",
                                to_stage="production", reason="ci", actor="admin@alpha.example")  # fmt: skip
-        assert result["status"] == "promoted" and result["rollout"] == "not installed: registry change only"
+        assert result["status"] == "promoted" and result["rollout"] == (
+            "rolled out to 1 deployment(s): alpha/fraud/fraud-api-production (production)"
+        )
         assert db.stages()["1.1.0"] == "production"
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
