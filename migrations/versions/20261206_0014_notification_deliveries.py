@@ -166,10 +166,8 @@ def upgrade() -> None:
             visible(STATE, "channel_id", "notification_channels"),
         ]
     )
-    op.execute(
-        f"CREATE POLICY tenant_isolation ON {DELIVERIES} USING (organization_id = {ORG}) WITH CHECK ({deliveries_check})"
-    )
-    op.execute(f"CREATE POLICY tenant_isolation ON {STATE} USING (organization_id = {ORG}) WITH CHECK ({state_check})")
+    for table, check in ((DELIVERIES, deliveries_check), (STATE, state_check)):
+        op.execute(f"CREATE POLICY tenant_isolation ON {table} USING (organization_id = {ORG}) WITH CHECK ({check})")
     # dispatch fans out, claims and records outcomes; `mlops deliveries retry` re-queues: never deletes
     op.execute(
         f"GRANT SELECT, INSERT, UPDATE (status, attempts, next_attempt_at, claim_expires_at, claim_token, last_error, "
