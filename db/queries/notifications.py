@@ -278,3 +278,124 @@ def open_channel_alert(
         {"o": organization_id, "t": title, "m": message},
     ).scalar_one()
     return alert_id, True
+
+
+# --- rules, deliveries and alerts for `mlops rules|deliveries|alerts` ----------------------------------------
+
+
+def channel_by_name(*, session: Session, name: str) -> uuid.UUID | None:
+    return session.execute(
+        text("SELECT id FROM notification_channels WHERE name = :n AND deleted_at IS NULL"), {"n": name}
+    ).scalar()
+
+
+def project_by_slug(*, session: Session, slug: str) -> uuid.UUID | None:
+    return session.execute(text("SELECT id FROM projects WHERE slug = :s AND deleted_at IS NULL"), {"s": slug}).scalar()
+
+
+def deployment_by_name(*, session: Session, project_id: uuid.UUID, name: str, environment: str) -> uuid.UUID | None:
+    return session.execute(
+        text(
+            "SELECT id FROM deployments WHERE project_id = :p AND name = :n AND environment = :e AND deleted_at IS NULL"
+        ),
+        {"p": project_id, "n": name, "e": environment},
+    ).scalar()
+
+
+def insert_rule(*, session: Session, values: dict[str, Any]) -> uuid.UUID:
+    return session.execute(
+        text(
+            "INSERT INTO notification_rules (organization_id, project_id, deployment_id, channel_id, trigger_type, "
+            "conditions, created_by) VALUES (:organization_id, :project_id, :deployment_id, :channel_id, "
+            ":trigger_type, CAST(:conditions AS jsonb), :created_by) RETURNING id"
+        ),
+        values,
+    ).scalar_one()
+
+
+def list_rules(*, session: Session) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in session.execute(
+            text(
+                "SELECT r.id, r.trigger_type, c.name AS channel, p.slug AS project, d.name AS deployment, "
+                "d.environment, r.conditions, r.is_active IS NOT FALSE AS active, r.created_at "
+                "FROM notification_rules r JOIN notification_channels c ON c.id = r.channel_id "
+                "LEFT JOIN projects p ON p.id = r.project_id LEFT JOIN deployments d ON d.id = r.deployment_id "
+                "ORDER BY r.created_at, r.id"
+            )
+        ).mappings()
+    ]
+
+
+def list_deliveries(*, session: Session, status: str | None, limit: int) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in session.execute(
+            text(
+                "SELECT dl.id, dl.status, dl.attempts, dl.next_attempt_at, dl.response_code, dl.last_error, "
+                "dl.delivered_at, dl.updated_at, c.name AS channel, e.event_type, e.id AS event_id "
+                "FROM notification_deliveries dl JOIN notification_channels c ON c.id = dl.channel_id "
+                "JOIN notification_events e ON e.id = dl.event_id "
+                "WHERE (CAST(:status AS text) IS NULL OR dl.status = :status) "
+                "ORDER BY dl.updated_at DESC, dl.id LIMIT :limit"
+            ),
+            {"status": status, "limit": limit},
+        ).mappings()
+    ]
+
+
+def requeue_delivery(*, session: Session, delivery_id: uuid.UUID) -> str | None:
+    """Make a dead or failed delivery due now with a fresh set of attempts; its previous status, or None when
+    it does not exist. A delivered or claimed one is left alone (its status is returned)."""
+    status = session.execute(
+        text("SELECT status FROM notification_deliveries WHERE id = :id FOR UPDATE"), {"id": delivery_id}
+    ).scalar()
+    if status in ("dead", "failed"):
+        session.execute(
+            text(
+                "UPDATE notification_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), "
+                "claim_token = NULL, claim_expires_at = NULL WHERE id = :id"
+            ),
+            {"id": delivery_id},
+        )
+    return status
+
+
+def list_alerts(*, session: Session, status: str | None, limit: int) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in session.execute(
+            text(
+                "SELECT a.id, a.alert_type, a.severity, a.status, a.title, a.triggered_at, a.acknowledged_at, "
+                "a.resolved_at, d.name AS deployment, d.environment FROM alerts a "
+                "LEFT JOIN deployments d ON d.id = a.deployment_id "
+                "WHERE (CAST(:status AS text) IS NULL OR a.status = :status) "
+                "ORDER BY a.triggered_at DESC, a.id LIMIT :limit"
+            ),
+            {"status": status, "limit": limit},
+        ).mappings()
+    ]
+
+
+def lock_alert(*, session: Session, alert_id: uuid.UUID) -> dict[str, Any] | None:
+    row = (
+        session.execute(
+            text(
+                "SELECT a.id, a.status, a.title, a.severity, a.alert_type, a.deployment_id, d.project_id "
+                "FROM alerts a LEFT JOIN deployments d ON d.id = a.deployment_id WHERE a.id = :id FOR UPDATE OF a"
+            ),
+            {"id": alert_id},
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def set_alert_status(*, session: Session, alert_id: uuid.UUID, status: str, user_id: uuid.UUID | None) -> None:
+    column = {"acknowledged": "acknowledged", "resolved": "resolved"}[status]
+    session.execute(
+        text(f"UPDATE alerts SET status = :s, {column}_at = now(), {column}_by = :u WHERE id = :id"),
+        {"s": status, "u": user_id, "id": alert_id},
+    )

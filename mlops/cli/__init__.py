@@ -1,4 +1,5 @@
-"""The `mlops` command line: database, seed and demo, keys, channels, secrets, registry, drift, metrics, retention.
+"""The `mlops` command line: database, seed and demo, keys, channels, secrets, registry, drift, metrics, retention,
+notifications (dispatch, rules, deliveries, alerts).
 
 Errors print one line on stderr and exit 2 for bad input, 3 for a refused permission, 1 for a failed
 operation, 0 for success. Commands import what they use when they run, so `mlops --help` and the small
@@ -13,7 +14,7 @@ from importlib.metadata import version
 import typer
 
 from core.errors import MlopsError
-from mlops.cli import channels, db, demo, drift, members, metrics, registry, retention
+from mlops.cli import channels, db, demo, drift, members, metrics, notifications, registry, retention
 
 try:  # Typer 0.29+ vendors click and raises its own copies of click's exceptions
     from typer._click.exceptions import ClickException, UsageError
@@ -29,6 +30,9 @@ app.add_typer(channels.secrets_app, name="secrets")
 app.add_typer(members.users_app, name="users")
 app.add_typer(drift.app, name="drift")
 app.add_typer(retention.app, name="retention")
+app.add_typer(notifications.rules_app, name="rules")
+app.add_typer(notifications.deliveries_app, name="deliveries")
+app.add_typer(notifications.alerts_app, name="alerts")
 app.command("seed")(demo.seed)
 app.command("demo")(demo.demo)
 app.command("register")(registry.register)
@@ -36,6 +40,7 @@ app.command("promote")(registry.promote)
 app.command("history")(registry.history)
 app.command("aggregate")(metrics.aggregate)
 app.command("metrics")(metrics.metrics)
+app.command("dispatch")(notifications.dispatch)
 
 
 def main() -> None:
