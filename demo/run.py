@@ -10,6 +10,7 @@ from core.errors import GateRejected
 from core.settings import mlops_home
 from demo import sample_data
 from demo.metrics import run_metrics_demo
+from demo.notifications import run_notifications_demo
 from demo.retention import run_retention_demo
 from demo.seed import ADMIN, DEVELOPER, MODEL, ORG, PROJECT, seed_demo
 from flows.drift_detection import detect_drift
@@ -85,6 +86,8 @@ def run_demo(echo: Echo) -> None:
     run_metrics_demo(echo)
     echo("\n== 8. enforce-retention: old audit rows archived to the artifact store, then deleted")
     run_retention_demo(echo)
+    echo("\n== 9. dispatch-notifications: the outbox's events to a local webhook receiver (Standard Webhooks)")
+    run_notifications_demo(echo)
     echo("\nDone. Run it again: every step is idempotent.")
 
 
