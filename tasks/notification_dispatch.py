@@ -246,12 +246,15 @@ def send_all(outgoing: Sequence[Outgoing], concurrency: int) -> list[Attempt]:
     results: list[Attempt | None] = [None] * len(outgoing)
     http: list[tuple[int, HttpRequest]] = []
     mail: list[tuple[int, dict[str, Any], Any]] = []
+    unsealed: dict[uuid.UUID, dict[str, Any]] = {}
     for i, o in enumerate(outgoing):
         if not o.channel:
             results[i] = Attempt(None, error="channel no longer exists", kind="permanent")
             continue
-        try:
-            settings = unseal(o.channel["configuration"], box)  # decrypted here, for this send only
+        try:  # decrypted here, once per channel of this batch, and dropped when the batch is sent
+            settings = unsealed.get(o.channel["id"]) or unsealed.setdefault(
+                o.channel["id"], unseal(o.channel["configuration"], box)
+            )
         except Exception as exc:  # a missing or rotated-away key: say so without the value
             results[i] = Attempt(None, error=f"channel settings unreadable ({type(exc).__name__})")
             continue
