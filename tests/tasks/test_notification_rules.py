@@ -45,8 +45,17 @@ CH1, CH2 = uuid.uuid4(), uuid.uuid4()
 
 
 def event(**kw) -> EventFacts:
-    base = dict(id=uuid.uuid4(), trigger_type="alert", event_type="alert.opened", severity="high", payload={},
-                created_at=NOW, project_id=PROJECT, deployment_id=DEPLOYMENT, environment="production")  # fmt: skip
+    base = dict(
+        id=uuid.uuid4(),
+        trigger_type="alert",
+        event_type="alert.opened",
+        severity="high",
+        payload={},
+        created_at=NOW,
+        project_id=PROJECT,
+        deployment_id=DEPLOYMENT,
+        environment="production",
+    )
     return EventFacts(**{**base, **kw})
 
 
@@ -56,9 +65,18 @@ def rule(channel=CH1, trigger="alert", project=None, deployment=None, conditions
 
 class TestParseConditions:
     def test_the_whole_vocabulary(self):
-        c = parse_conditions({"min_severity": "high", "alert_types": ["data_drift"], "environments": ["production"],
-                              "stages": ["production"], "statuses": ["open"], "event_types": ["alert.*"],
-                              "repeat_interval": "2h", "group_wait": 0})  # fmt: skip
+        c = parse_conditions(
+            {
+                "min_severity": "high",
+                "alert_types": ["data_drift"],
+                "environments": ["production"],
+                "stages": ["production"],
+                "statuses": ["open"],
+                "event_types": ["alert.*"],
+                "repeat_interval": "2h",
+                "group_wait": 0,
+            }
+        )
         assert c.min_severity == "high" and c.repeat_interval == timedelta(hours=2) and c.group_wait == timedelta(0)
         assert c.event_types == ("alert.*",) and c.environments == frozenset({"production"})
 
@@ -160,9 +178,20 @@ class TestAlertLifeCycle:
 class TestRetries:
     @pytest.mark.parametrize(
         "code, verdict",
-        [(200, "delivered"), (204, "delivered"), (None, "retry"), (408, "retry"), (429, "retry"), (500, "retry"),
-         (503, "retry"), (400, "permanent"), (401, "permanent"), (404, "permanent"), (301, "permanent")],
-    )  # fmt: skip
+        [
+            (200, "delivered"),
+            (204, "delivered"),
+            (None, "retry"),
+            (408, "retry"),
+            (429, "retry"),
+            (500, "retry"),
+            (503, "retry"),
+            (400, "permanent"),
+            (401, "permanent"),
+            (404, "permanent"),
+            (301, "permanent"),
+        ],
+    )
     def test_classify(self, code, verdict):
         assert classify(Attempt(code)) == verdict
 
@@ -197,9 +226,18 @@ class TestRetries:
 
 
 def view(**kw) -> EventView:
-    base = dict(id=uuid.uuid4(), trigger_type="alert", event_type="data_drift.detected", severity="high",
-                payload={"message": "drift in amount, see s3://bucket/report.html", "report_uri": "s3://b/r.html"},
-                created_at=NOW, organization="acme", project="fraud", deployment="api", environment="production")  # fmt: skip
+    base = dict(
+        id=uuid.uuid4(),
+        trigger_type="alert",
+        event_type="data_drift.detected",
+        severity="high",
+        payload={"message": "drift in amount, see s3://bucket/report.html", "report_uri": "s3://b/r.html"},
+        created_at=NOW,
+        organization="acme",
+        project="fraud",
+        deployment="api",
+        environment="production",
+    )
     return EventView(**{**base, **kw})
 
 
