@@ -68,7 +68,6 @@ def upgrade() -> None:
             "status IN ('pending', 'sending', 'delivered', 'failed', 'dead')",
             name=op.f("ck_notification_deliveries__status"),
         ),
-        sa.CheckConstraint("attempts >= 0", name=op.f("ck_notification_deliveries__attempts")),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
