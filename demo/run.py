@@ -10,6 +10,7 @@ from core.errors import GateRejected
 from core.settings import mlops_home
 from demo import sample_data
 from demo.metrics import run_metrics_demo
+from demo.notifications import run_notifications_demo
 from demo.retention import run_retention_demo
 from demo.rollout import run_rollout_demo, start_demo_platform
 from demo.seed import ADMIN, DEVELOPER, MODEL, ORG, PROJECT, seed_demo
@@ -90,6 +91,8 @@ def run_demo(echo: Echo) -> None:
     echo("\n== 9. rollout-deployment: a forced promotion whose rollout fails reverts deployment and registry")
     run_rollout_demo(echo, platform)
     platform.stop()
+    echo("\n== 10. dispatch-notifications: the outbox's events to a local webhook receiver (Standard Webhooks)")
+    run_notifications_demo(echo)
     echo("\nDone. Run it again: every step is idempotent.")
 
 

@@ -29,6 +29,7 @@ class Action(StrEnum):
     CHANNEL_MANAGE = "channel.manage"
     API_KEY_MANAGE = "api_key.manage"
     MEMBER_MANAGE = "member.manage"
+    ALERT_MANAGE = "alert.manage"  # acknowledge, resolve
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ RULES: dict[Action, Rule] = {
     Action.CHANNEL_MANAGE: _rule("admin", "", "channels:manage"),
     Action.API_KEY_MANAGE: _rule("admin", "", "api_keys:manage"),
     Action.MEMBER_MANAGE: _rule("admin", "", "members:manage"),
+    Action.ALERT_MANAGE: _rule("admin developer", "owner contributor", "alerts:manage"),
 }
 
 # Scopes a key may be given; a scope also covers every scope it prefixes (`models:promote` covers

@@ -7,6 +7,7 @@ of webhooks are secrets (they embed tokens), so errors name the channel type and
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -177,3 +178,78 @@ def _send_email(settings: dict[str, Any], *, title: str, text: str, timeout: flo
         raise DeliveryRefused(f"email channel: SMTP server refused the message ({exc.smtp_code})") from None
     except (OSError, smtplib.SMTPException) as exc:
         raise TransientError(f"email channel: SMTP server unreachable ({type(exc).__name__})") from None
+
+
+# --- batch senders for notification dispatch ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """One POST: the URL and headers may hold secrets and are never logged or put in an error."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the peer answered: a status code (None when it did not), Retry-After, a secret-free error; `kind`
+    overrides the HTTP reading (`retry` or `permanent`) for SMTP answers."""
+
+    status_code: int | None
+    retry_after: str | None = None
+    error: str | None = None
+    kind: str | None = None
+
+
+def post_many(requests: list[HttpRequest], *, concurrency: int = 32) -> list[SendResult]:
+    """POST every request, at most `concurrency` at a time over pooled keep-alive connections; results in order.
+
+    Never raises for a peer's failure: each result says what happened (the dispatcher decides what it means).
+    """
+    if not requests:
+        return []
+    return asyncio.run(_post_many(requests, concurrency))
+
+
+async def _post_many(requests: list[HttpRequest], concurrency: int) -> list[SendResult]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+
+        async def one(request: HttpRequest) -> SendResult:
+            async with gate:
+                try:
+                    response = await client.post(
+                        request.url, content=request.body, headers=request.headers, timeout=request.timeout
+                    )
+                except httpx.HTTPError as exc:
+                    # httpx's message carries the URL, which is a secret: the kind of failure only
+                    return SendResult(None, error=f"no answer ({type(exc).__name__})")
+                error = None if response.is_success else f"HTTP {response.status_code}"
+                return SendResult(response.status_code, response.headers.get("Retry-After"), error)
+
+        return await asyncio.gather(*(one(r) for r in requests))
+
+
+def send_email_message(settings: dict[str, Any], message: EmailMessage) -> SendResult:
+    """Send a built message over SMTP (optional STARTTLS and login); the answer as a `SendResult`."""
+    timeout = float(settings.get("timeout_seconds", 10))
+    to_addrs = settings["to_addrs"] if isinstance(settings["to_addrs"], list) else [settings["to_addrs"]]
+    try:
+        with smtplib.SMTP(settings["smtp_host"], int(settings["smtp_port"]), timeout=timeout) as smtp:
+            if settings.get("starttls"):
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.get("username"):
+                smtp.login(settings["username"], settings.get("password", ""))
+            smtp.send_message(message, from_addr=settings["from_addr"], to_addrs=to_addrs)
+    except smtplib.SMTPResponseException as exc:
+        kind = "retry" if 400 <= exc.smtp_code < 500 else "permanent"
+        return SendResult(exc.smtp_code, error=f"SMTP {exc.smtp_code}", kind=kind)
+    except smtplib.SMTPRecipientsRefused:
+        return SendResult(550, error="SMTP recipients refused", kind="permanent")
+    except (OSError, smtplib.SMTPException) as exc:
+        return SendResult(None, error=f"SMTP server unreachable ({type(exc).__name__})", kind="retry")
+    return SendResult(250)

@@ -50,6 +50,8 @@ TENANT_TABLES: dict[str, str] = {
     "model_monitoring_aggregation_state": (
         "SELECT id, organization_id AS org FROM model_monitoring_aggregation_state"
     ),
+    "notification_deliveries": "SELECT id, organization_id AS org FROM notification_deliveries",
+    "notification_alert_state": "SELECT id, organization_id AS org FROM notification_alert_state",
 }
 
 
@@ -196,6 +198,18 @@ def make_tenant(conn: Connection, slug: str, *, max_models: int = 10, max_users:
         "INSERT INTO retention_archives (organization_id, category, period, object_key, row_count, checksum) "
         "VALUES (:o, 'audit_logs', '2023-01', :k, 1, :c)",
         o=t["org"], k=f"retention/audit_logs/{slug}/2023-01.parquet", c="0" * 64,
+    )  # fmt: skip
+    if not _exists(conn, "notification_deliveries"):
+        return t
+    t.ids["delivery"] = ins(
+        "INSERT INTO notification_deliveries (organization_id, event_id, channel_id, rule_id, status) "
+        "VALUES (:o, :e, :c, :r, 'delivered')",
+        o=t["org"], e=t["event"], c=t["channel"], r=t["rule"],
+    )  # fmt: skip
+    t.ids["alert_state"] = ins(
+        "INSERT INTO notification_alert_state (organization_id, alert_id, channel_id, last_notified_at) "
+        "VALUES (:o, :a, :c, now())",
+        o=t["org"], a=t["alert"], c=t["channel"],
     )  # fmt: skip
     return t
 

@@ -9,7 +9,13 @@ from db.models.monitoring import (
     ModelMonitoringRollup,
     MonitoringAggregationState,
 )
-from db.models.notifications import NotificationChannel, NotificationEvent, NotificationRule
+from db.models.notifications import (
+    NotificationAlertState,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationEvent,
+    NotificationRule,
+)
 from db.models.projects import Project, ProjectMember
 from db.models.registry import Model, ModelStageTransition, ModelVersion
 from db.models.retention import RetentionArchive
@@ -33,7 +39,9 @@ __all__ = [
     "ModelStageTransition",
     "ModelVersion",
     "MonitoringAggregationState",
+    "NotificationAlertState",
     "NotificationChannel",
+    "NotificationDelivery",
     "NotificationEvent",
     "NotificationRule",
     "Organization",

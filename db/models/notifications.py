@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint, func, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -83,3 +83,75 @@ class NotificationEvent(Base):
     dedup_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     dispatched_at: Mapped[datetime | None] = mapped_column()
+
+
+DELIVERY_STATUSES = ("pending", "sending", "delivered", "failed", "dead")
+
+
+class NotificationDelivery(Base):
+    """One event's delivery to one channel (an addition to the spec, for notification dispatch).
+
+    Dispatch fans each outbox event out into one row per matched channel (unique per event and channel, so two
+    rules to one channel deliver once), claims due rows with `FOR UPDATE SKIP LOCKED` until `claim_expires_at`
+    (a crashed run's claim expires and is retried), and records the outcome under its `claim_token`. `status`:
+    `pending` (never tried), `sending` (claimed), `delivered`, `failed` (will retry at `next_attempt_at`),
+    `dead` (permanent refusal or attempts exhausted). `last_error` never holds a secret. `group_key` (the
+    deployment) groups one deployment's events within `group_wait` into one message per channel. Retention
+    deletes final rows 90 days after `updated_at`.
+    """
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        check_in("status", DELIVERY_STATUSES),
+        UniqueConstraint("event_id", "channel_id"),
+        Index(
+            "ix_notification_deliveries__due",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('pending', 'sending', 'failed')"),
+        ),
+        Index(
+            "ix_notification_deliveries__group",
+            "channel_id",
+            "group_key",
+            postgresql_where=text("status = 'pending' AND group_key IS NOT NULL"),
+        ),
+        Index("ix_notification_deliveries__organization_id_updated_at", "organization_id", "updated_at"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_events.id", ondelete="CASCADE"))
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"))
+    rule_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("notification_rules.id", ondelete="SET NULL"))
+    group_key: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    claim_expires_at: Mapped[datetime | None] = mapped_column()
+    claim_token: Mapped[uuid.UUID | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    response_code: Mapped[int | None] = mapped_column(Integer)
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class NotificationAlertState(Base):
+    """Per (alert, channel): when dispatch last notified the alert there, and whether its resolution went out.
+
+    An addition for the alert life cycle: an open alert is re-notified no more often than its rule's
+    `repeat_interval`, and a resolved one sends one resolution message. The delivery log cannot answer either
+    once retention has deleted old deliveries, and one small row per (alert, channel) is a cheap lookup.
+    """
+
+    __tablename__ = "notification_alert_state"
+    __table_args__ = (UniqueConstraint("alert_id", "channel_id"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    alert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification_channels.id", ondelete="CASCADE"))
+    last_notified_at: Mapped[datetime | None] = mapped_column()
+    resolution_notified_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

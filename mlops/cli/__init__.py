@@ -1,4 +1,5 @@
-"""The `mlops` command line: database, seed and demo, keys, channels, secrets, registry, drift, metrics, retention.
+"""The `mlops` command line: database, seed and demo, keys, channels, secrets, registry, drift, metrics, retention,
+notifications (dispatch, rules, deliveries, alerts).
 
 Errors print one line on stderr and exit 2 for bad input, 3 for a refused permission, 1 for a failed
 operation, 4 when the database, the Prefect API or another service we depend on is unreachable, 0 for
@@ -14,7 +15,20 @@ from importlib.metadata import version
 import typer
 
 from core.errors import MlopsError
-from mlops.cli import channels, db, demo, drift, events, members, metrics, registry, retention, rollout, serve
+from mlops.cli import (
+    channels,
+    db,
+    demo,
+    drift,
+    events,
+    members,
+    metrics,
+    notifications,
+    registry,
+    retention,
+    rollout,
+    serve,
+)
 
 try:  # Typer 0.29+ vendors click and raises its own copies of click's exceptions
     from typer._click.exceptions import ClickException, UsageError
@@ -31,6 +45,9 @@ app.add_typer(members.users_app, name="users")
 app.add_typer(drift.app, name="drift")
 app.add_typer(retention.app, name="retention")
 app.add_typer(rollout.deployments_app, name="deployments")
+app.add_typer(notifications.rules_app, name="rules")
+app.add_typer(notifications.deliveries_app, name="deliveries")
+app.add_typer(notifications.alerts_app, name="alerts")
 app.command("seed")(demo.seed)
 app.command("demo")(demo.demo)
 app.command("register")(registry.register)
@@ -43,6 +60,7 @@ app.command("events")(events.events)
 app.command("rollout")(rollout.rollout)
 app.command("rollback")(rollout.rollback)
 app.command("terminate")(rollout.terminate)
+app.command("dispatch")(notifications.dispatch)
 
 
 def main() -> None:

@@ -170,8 +170,7 @@ class TestSoftDeletedAndArtifacts:
 
 
 class TestNotifications:
-    @pytest.mark.parametrize("with_deliveries", [False, True])
-    def test_events_go_90_days_after_delivery(self, alpha, with_deliveries):
+    def test_events_go_90_days_after_delivery(self, alpha):
         db, t = alpha
         old, young = NOW - timedelta(days=100), NOW - timedelta(days=10)
         ids = {}
@@ -180,25 +179,28 @@ class TestNotifications:
     db,                 "INSERT INTO notification_events (organization_id, trigger_type, event_type, dispatched_at) "
                 "VALUES (:o, 'alert', :n, :at) RETURNING id", o=t["org"], n=name, at=dispatched,
             )  # fmt: skip
-        if with_deliveries:
-            db.run(
-                "CREATE TABLE notification_deliveries (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), "
-                "event_id uuid NOT NULL REFERENCES notification_events(id) ON DELETE CASCADE, "
-                "status text NOT NULL, updated_at timestamptz NOT NULL)"
-            )
-            db.run("GRANT SELECT, DELETE ON notification_deliveries TO mlops_maintenance")
-            db.run("INSERT INTO notification_deliveries (event_id, status, updated_at) VALUES (:o, 'delivered', :a), "
-                   "(:o, 'dead', :a), (:r, 'delivered', :a), (:r, 'retrying', :a)",
-                   o=ids["old"], r=ids["retrying"], a=old)  # fmt: skip
+        second = insert(
+            db,
+            "INSERT INTO notification_channels (organization_id, name, type, configuration, created_by) "
+            "VALUES (:o, 'second', 'webhook', '{}', :u) RETURNING id",
+            o=t["org"],
+            u=t["admin"],
+        )
+        db.run(
+            "INSERT INTO notification_deliveries (organization_id, event_id, channel_id, status, updated_at) VALUES "
+            "(:org, :o, :c1, 'delivered', :a), (:org, :o, :c2, 'dead', :a), (:org, :r, :c1, 'delivered', :a), "
+            "(:org, :r, :c2, 'failed', :a)",
+            org=t["org"],
+            o=ids["old"],
+            r=ids["retrying"],
+            c1=t["channel"],
+            c2=second,
+            a=old,
+        )
         report = run()
         left = {r["event_type"] for r in db.all("SELECT event_type FROM notification_events WHERE organization_id = :o "
                                                 "AND event_type IN ('old', 'young', 'pending', 'retrying')", o=t["org"])}  # fmt: skip
-        if with_deliveries:
-            assert left == {"young", "pending", "retrying"}
-            assert counts(report)["notification_deliveries"] == 3
-            assert db.one("SELECT count(*) FROM notification_deliveries") == 1
-        else:
-            assert left == {"young", "pending"}
-            assert (
-                "absent" in next(c for c in report["categories"] if c["category"] == "notification_deliveries")["note"]
-            )
+        assert left == {"young", "pending", "retrying"}
+        assert counts(report)["notification_deliveries"] == 3
+        remaining = "SELECT count(*) FROM notification_deliveries WHERE event_id IN (:o, :r)"
+        assert db.one(remaining, o=ids["old"], r=ids["retrying"]) == 1
