@@ -14,7 +14,7 @@ from demo.retention import run_retention_demo
 from demo.seed import ADMIN, DEVELOPER, MODEL, ORG, PROJECT, seed_demo
 from flows.drift_detection import detect_drift
 from flows.promotion import promote_model
-from flows.registration import register_model_version
+from flows.registration import register_model_version, upload_local_artifact
 from flows.runtime import run_flow
 from services.storage import open_store
 from tasks.datasets import partition_prefix
@@ -38,14 +38,11 @@ def run_demo(echo: Echo) -> None:
     artifact = mlops_home() / "demo" / "model-1.3.0.bin"
     artifact.parent.mkdir(parents=True, exist_ok=True)
     artifact.write_bytes(sample_data.model_artifact("1.3.0"))
-    registered = run_flow(
-        register_model_version,
-        orchestrate=True,
+    request = dict(
         organization=ORG,
         project=PROJECT,
         model=MODEL,
         version="1.3.0",
-        artifact=str(artifact),
         metrics={
             "accuracy": 0.961,
             "precision": 0.86,
@@ -55,8 +52,9 @@ def run_demo(echo: Echo) -> None:
             "latency_p95_ms": 36.0,
         },
         description="Retrained on October transactions.",
-        actor=DEVELOPER,
     )
+    uploaded = upload_local_artifact(artifact, actor=DEVELOPER, **request)  # as `mlops register` does
+    registered = run_flow(register_model_version, orchestrate=True, artifact=uploaded, actor=DEVELOPER, **request)
     echo(f"{MODEL} 1.3.0: {registered['status']} -> {registered['artifact_uri']} ({registered['size_bytes']} bytes, "
          f"sha256 {registered['sha256'][:12]}…)")  # fmt: skip
 

@@ -37,11 +37,12 @@ from services.storage.keys import DEFAULT_BUCKET, MAX_KEY_BYTES, Data, ObjectInf
 from services.storage.local import LocalArtifactStore
 from services.storage.s3 import S3ArtifactStore
 from services.storage.store import ArtifactStore
-from services.storage.uri import default_artifact_uri, open_store, resolve
+from services.storage.uri import TENANT_AREAS, default_artifact_uri, open_store, resolve, resolve_for_organization
 
 __all__ = [
     "DEFAULT_BUCKET",
     "MAX_KEY_BYTES",
+    "TENANT_AREAS",
     "ArtifactStore",
     "Data",
     "LocalArtifactStore",
@@ -50,5 +51,6 @@ __all__ = [
     "default_artifact_uri",
     "open_store",
     "resolve",
+    "resolve_for_organization",
     "validate_key",
 ]
