@@ -37,7 +37,14 @@ from services.storage.keys import DEFAULT_BUCKET, MAX_KEY_BYTES, Data, ObjectInf
 from services.storage.local import LocalArtifactStore
 from services.storage.s3 import S3ArtifactStore
 from services.storage.store import ArtifactStore
-from services.storage.uri import TENANT_AREAS, default_artifact_uri, open_store, resolve, resolve_for_organization
+from services.storage.uri import (
+    TENANT_AREAS,
+    allowed_uris,
+    default_artifact_uri,
+    open_store,
+    resolve,
+    resolve_for_organization,
+)
 
 __all__ = [
     "DEFAULT_BUCKET",
@@ -48,6 +55,7 @@ __all__ = [
     "LocalArtifactStore",
     "ObjectInfo",
     "S3ArtifactStore",
+    "allowed_uris",
     "default_artifact_uri",
     "open_store",
     "resolve",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from core.errors import InvalidInput, PermissionDenied
@@ -105,6 +106,17 @@ def resolve_for_organization(
         f"artifact URI {object_uri!r} is outside organization '{organization}''s part of the artifact store "
         f"({_configured_uri()}: {where}) and its allowed URIs"
     )
+
+
+def allowed_uris(organization_settings: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """An organization's explicit allow-list, `settings["storage"]["allowed_uris"]`: S3 prefixes outside the
+    configured store that its tenant-supplied URIs may also name. Entries that are not S3 URIs are dropped (a
+    local path would be the worker's disk)."""
+    storage = (organization_settings or {}).get("storage") or {}
+    entries = storage.get("allowed_uris") if isinstance(storage, Mapping) else None
+    if not isinstance(entries, list):
+        return ()
+    return tuple(e for e in entries if isinstance(e, str) and scheme(e) == "s3")
 
 
 def _configured_key(object_uri: str) -> tuple[ArtifactStore, str] | None:

@@ -62,7 +62,7 @@ def setup(tenants_db, tmp_path, monkeypatch):
     store = open_store()
     reference = put_parquet(store, "datasets/alpha/reference.parquet", frame(3000, 1))
     for env, shift in (("production", 0.8), ("staging", 0.0)):
-        prefix = f"logs/alpha/{env}"
+        prefix = f"inference-logs/alpha/{env}"
         log_inputs(store, prefix, frame(1200, 2 if env == "production" else 3, shift))
         configure(db, alpha[f"deployment_{env}"], reference_uri=reference, inputs_uri=store.uri_for(prefix),
                   column_types={"channel": "cat"})  # fmt: skip
@@ -109,7 +109,7 @@ class TestReports:
         db, store, alpha, _ = setup
         run()
         first = db.one("SELECT id FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_production"])
-        log_inputs(store, "logs/alpha/production", frame(600, 9, 0.8), name="part-1.parquet")  # late-arriving logs
+        log_inputs(store, "inference-logs/alpha/production", frame(600, 9, 0.8), name="part-1.parquet")  # late-arriving logs
         run()
         rows = db.all(
             "SELECT id, report_data FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_production"]
@@ -144,7 +144,7 @@ class TestAlerts:
         assert db.one("SELECT count(*) FROM notification_events WHERE event_type = 'data_drift.detected'") == 1
         later_start, later_end = START + timedelta(hours=1), END + timedelta(hours=1)
         log_inputs(
-            store, "logs/alpha/production", frame(1200, 5, 0.8), start=later_start, end=later_end, name="p2.parquet"
+            store, "inference-logs/alpha/production", frame(1200, 5, 0.8), start=later_start, end=later_end, name="p2.parquet"
         )
         run_flow(detect_drift, orchestrate=False, organization="alpha", start=later_start, end=later_end)
         assert db.one("SELECT count(*) FROM alerts WHERE alert_type = 'data_drift'") == 1  # updated, not duplicated
@@ -165,7 +165,7 @@ class TestFaults:
         db, store, alpha, _ = setup
         config = db.one("SELECT deployment_config FROM deployments WHERE id = :d", d=alpha["deployment_production"])
         configure(db, alpha["deployment_production"], **{**config["monitoring"]["drift"],
-                                                           "reference_uri": store.uri_for("datasets/nope.parquet")})  # fmt: skip
+                                                           "reference_uri": store.uri_for("datasets/alpha/nope.parquet")})  # fmt: skip
         summary = run()
         failed = [o for o in summary["outcomes"] if o["status"] == "failed"]
         assert (
@@ -223,7 +223,7 @@ class TestFaults:
 
     def test_unreadable_file_fails_clearly(self, setup):
         db, store, alpha, _ = setup
-        store.put(f"logs/alpha/staging/date={START:%Y-%m-%d}/broken.parquet", b"this is not parquet")
+        store.put(f"inference-logs/alpha/staging/date={START:%Y-%m-%d}/broken.parquet", b"this is not parquet")
         summary = run()
         (failed,) = [o for o in summary["outcomes"] if o["status"] == "failed"]
         assert "unreadable dataset" in failed["message"] and "broken.parquet" in failed["message"]
@@ -232,8 +232,8 @@ class TestFaults:
     def test_missing_column_and_all_nan_column_are_reported_per_column(self, setup):
         db, store, alpha, _ = setup
         data = frame(1200, 3).drop(columns=["channel"]).assign(age=np.nan)
-        store.delete([f"logs/alpha/staging/date={START:%Y-%m-%d}/part-0.parquet"])
-        log_inputs(store, "logs/alpha/staging", data)
+        store.delete([f"inference-logs/alpha/staging/date={START:%Y-%m-%d}/part-0.parquet"])
+        log_inputs(store, "inference-logs/alpha/staging", data)
         run()
         report = db.all("SELECT feature_drift, report_data FROM data_drift_reports WHERE deployment_id = :d",
                         d=alpha["deployment_staging"])[0]  # fmt: skip
@@ -244,8 +244,8 @@ class TestFaults:
     def test_identifier_and_text_columns_are_left_out_like_evidently_does(self, setup):
         db, store, alpha, _ = setup
         data = frame(1200, 3).assign(request_id=[f"req-{i}" for i in range(1200)])
-        store.delete([f"logs/alpha/staging/date={START:%Y-%m-%d}/part-0.parquet"])
-        log_inputs(store, "logs/alpha/staging", data)
+        store.delete([f"inference-logs/alpha/staging/date={START:%Y-%m-%d}/part-0.parquet"])
+        log_inputs(store, "inference-logs/alpha/staging", data)
         summary = run()
         assert summary["failed"] == 0
         features = db.one(
@@ -268,6 +268,58 @@ class TestFaults:
         summary = run_flow(detect_drift, orchestrate=False, start=START, end=END)
         assert summary["deployments"] == 0
         assert "skipped organization 'alpha': subscription is suspended" in summary["skipped_organizations"]
+
+
+class TestTenantSuppliedUris:
+    """`reference_uri`/`inputs_uri` come from the tenant's deployment configuration: only its own data."""
+
+    def point_at(self, db, store, alpha, **uris):
+        config = db.one("SELECT deployment_config FROM deployments WHERE id = :d", d=alpha["deployment_production"])
+        configure(db, alpha["deployment_production"], **{**config["monitoring"]["drift"], **uris})
+
+    def assert_refused(self, db, alpha, summary, key: str):
+        outcomes = {o["deployment"].split("/")[-1]: o for o in summary["outcomes"]}
+        refused = outcomes["fraud-api-production (production)"]
+        assert refused["status"] == "failed" and refused["message"].startswith(f"monitoring.drift.{key}: ")
+        assert "outside organization 'alpha'" in refused["message"] and "\n" not in refused["message"]
+        assert outcomes["fraud-api-staging (staging)"]["status"] == "reported"
+        assert db.one("SELECT count(*) FROM data_drift_reports WHERE deployment_id = :d",
+                      d=alpha["deployment_production"]) == 0  # fmt: skip
+        (audit,) = db.all("SELECT resource_id, details FROM audit_logs WHERE action = 'data_drift_report.read.denied'")
+        assert audit["resource_id"] == alpha["deployment_production"] and key in audit["details"]["reason"]
+
+    def test_another_organizations_reference_is_refused_and_audited(self, setup):
+        db, store, alpha, _ = setup
+        theirs = put_parquet(store, "datasets/beta/secret-reference.parquet", frame(3000, 7))
+        self.assert_refused(db, alpha, run_with_failures(self, db, store, alpha, reference_uri=theirs), "reference_uri")
+
+    def test_another_organizations_logged_inputs_are_refused(self, setup):
+        db, store, alpha, _ = setup
+        log_inputs(store, "inference-logs/beta/prod", frame(1200, 8))
+        theirs = store.uri_for("inference-logs/beta/prod")
+        self.assert_refused(db, alpha, run_with_failures(self, db, store, alpha, inputs_uri=theirs), "inputs_uri")
+
+    def test_a_path_on_the_workers_disk_is_refused(self, setup, tmp_path):
+        db, store, alpha, _ = setup
+        local = tmp_path / "reference.parquet"
+        frame(3000, 1).to_parquet(local)
+        self.assert_refused(db, alpha, run_with_failures(self, db, store, alpha, reference_uri=str(local)),
+                            "reference_uri")  # fmt: skip
+
+    def test_tasks_get_the_drift_keys_only_never_the_whole_deployment_config(self, setup):
+        db, _, alpha, _ = setup
+        from tasks.drift_detection import list_targets
+
+        db.run("UPDATE deployments SET deployment_config = deployment_config || "
+               "'{\"serving\": {\"token\": \"s3cr3t-token\"}}'::jsonb WHERE id = :d", d=alpha["deployment_production"])  # fmt: skip
+        targets, _ = list_targets.fn("alpha", None, None)
+        assert targets and all("s3cr3t" not in repr(t) for t in targets)
+        assert all(set(t.drift) <= {"reference_uri", "inputs_uri", "column_types"} for t in targets)
+
+
+def run_with_failures(case, db, store, alpha, **uris):
+    case.point_at(db, store, alpha, **uris)
+    return run()
 
 
 class TestSelectionAndAccess:
@@ -310,9 +362,10 @@ class TestS3Backend:
         monkeypatch.setenv("MLOPS_ARTIFACT_URI", f"s3://{s3_env.bucket}/t-{uuid.uuid4().hex[:8]}")
         db = Db(url)
         store = open_store()
-        reference = put_parquet(store, "datasets/reference.parquet", frame(3000, 1))
-        log_inputs(store, "logs/prod", frame(1200, 2, 0.8))
-        configure(db, alpha["deployment_production"], reference_uri=reference, inputs_uri=store.uri_for("logs/prod"))
+        reference = put_parquet(store, "datasets/alpha/reference.parquet", frame(3000, 1))
+        log_inputs(store, "inference-logs/alpha/prod", frame(1200, 2, 0.8))
+        configure(db, alpha["deployment_production"], reference_uri=reference,
+                  inputs_uri=store.uri_for("inference-logs/alpha/prod"))  # fmt: skip
         summary = run_flow(detect_drift, orchestrate=False, deployment="alpha/fraud/fraud-api-production",
                            environment="production", start=START, end=END)  # fmt: skip
         (outcome,) = summary["outcomes"]
