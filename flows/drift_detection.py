@@ -31,14 +31,20 @@ def detect_drift(
     start: Annotated[datetime | None, Field(description="Window start (default: the last interval)")] = None,
     end: Annotated[datetime | None, Field(description="Window end (default: the run's scheduled time)")] = None,
     actor: Annotated[str | None, Field(description="E-mail of a user running it on demand; none: the system")] = None,
+    on_demand: Annotated[
+        bool, Field(description="Run as the caller (MLOPS_API_KEY or actor), not as the scheduler")
+    ] = False,
 ) -> dict[str, Any]:
     """Compare each deployment's logged inputs over the window with its reference dataset, column by column
-    (Evidently's default tests), then write the report, the HTML page, and on drift the alert and its event."""
+    (Evidently's default tests), then write the report, the HTML page, and on drift the alert and its event.
+
+    A scheduled run (no actor, not `on_demand`) acts as the system for every organization, whatever API key
+    the worker's environment holds; an on-demand run (`mlops drift`) acts as its caller and is authorized."""
     log = logger()
     window = explicit_window(start, end)
     scheduled = _scheduled_time()
     org = organization or (deployment.split("/")[0] if deployment else None)
-    principal = call(authenticate_on_demand, org, actor)
+    principal = call(authenticate_on_demand, org, actor, on_demand)
     targets, notes = call(list_targets, organization, deployment, environment)
     for note in notes:
         log.info(note)

@@ -54,6 +54,7 @@ def drift(
         start=parse_datetime(start, "--start") if start else None,
         end=parse_datetime(end, "--end") if end else None,
         actor=as_email,
+        on_demand=True,  # as the caller (MLOPS_API_KEY or --as), never as the scheduler
     )
     if as_json:
         echo_json(summary)

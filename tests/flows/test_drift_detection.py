@@ -322,6 +322,49 @@ def run_with_failures(case, db, store, alpha, **uris):
     return run()
 
 
+class TestWithAnApiKeyInTheWorkersEnvironment:
+    """The README's worker set-up carries MLOPS_API_KEY (one organization's key, maybe without drift:run)."""
+
+    @pytest.fixture
+    def with_key(self, setup, monkeypatch):
+        db, store, alpha, beta = setup
+        from services import apikeys
+        from services.auth import resolve_principal
+
+        reference = put_parquet(store, "datasets/beta/reference.parquet", frame(3000, 1))
+        log_inputs(store, "inference-logs/beta/prod", frame(1200, 4))
+        configure(db, beta["deployment_production"], reference_uri=reference,
+                  inputs_uri=store.uri_for("inference-logs/beta/prod"))  # fmt: skip
+        admin = resolve_principal(organization="alpha", as_email="admin@alpha.example")
+
+        def key(*scopes: str) -> str:
+            plaintext, _ = apikeys.create_key(admin, user_email="developer@alpha.example", name=f"k-{uuid.uuid4().hex[:6]}",
+                                              scopes=list(scopes))  # fmt: skip
+            return plaintext
+
+        monkeypatch.setenv("MLOPS_API_KEY", key("models:read"))
+        return db, alpha, beta, key, monkeypatch
+
+    def test_the_schedule_acts_as_the_system_for_every_organization(self, with_key):
+        db, alpha, beta, _, _ = with_key
+        summary = run_flow(detect_drift, orchestrate=False, start=START, end=END)  # as the schedule runs it
+        assert summary["deployments"] == 3 and summary["failed"] == 0
+        rows = db.all("SELECT organization_id, user_id, api_key_id FROM audit_logs WHERE action = 'data_drift_report.write'")
+        assert {r["organization_id"] for r in rows} == {alpha["org"], beta["org"]}
+        assert all(r["user_id"] is None and r["api_key_id"] is None for r in rows)
+
+    def test_on_demand_acts_as_the_key_and_needs_drift_run(self, with_key):
+        db, alpha, _, key, monkeypatch = with_key
+        with pytest.raises(PermissionDenied, match="lacks scope 'drift:run'"):
+            run(on_demand=True)
+        assert db.one("SELECT count(*) FROM data_drift_reports") == 0
+        monkeypatch.setenv("MLOPS_API_KEY", key("drift:run"))
+        summary = run(on_demand=True)
+        assert summary["deployments"] == 2
+        rows = db.all("SELECT user_id, api_key_id FROM audit_logs WHERE action = 'data_drift_report.write'")
+        assert len(rows) == 2 and all(r["user_id"] == alpha["developer"] and r["api_key_id"] for r in rows)
+
+
 class TestSelectionAndAccess:
     def test_one_deployment(self, setup):
         db, _, _, _ = setup
