@@ -44,6 +44,21 @@ class GateRejected(MlopsError):
         self.gates = gates or []  # every gate's result, passed or not
 
 
+class PartialFailure(MlopsError):
+    """Some items of a batch failed after the others were done (a drift run where one deployment could not be
+    analysed): the run ends Failed, so Prefect notifies and `--watch` exits non-zero. `summary` is what the
+    run would have returned."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, summary: dict | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or {}
+
+    def __reduce__(self):  # Prefect may persist the exception of a failed run: keep the summary
+        return (type(self), (str(self), self.summary))
+
+
 class TransientError(MlopsError):
     """A retryable failure: database or peer unreachable, serialization conflict. Tasks retry only these."""
 

@@ -169,7 +169,7 @@ class DriftTarget:
 @dataclass(frozen=True)
 class DriftOutcome:
     deployment: str
-    status: str  # reported | skipped | failed
+    status: str  # reported | incomplete (some columns errored) | skipped | failed
     message: str
     report_id: uuid.UUID | None = None
     drift_share: float | None = None
@@ -362,6 +362,8 @@ def _record(
         "columns": {"analysed": result.number_of_columns, "drifted": result.number_of_drifted_columns,
                     "failed": result.number_of_failed_columns},
         "errors": {c.column: c.error for c in result.columns if c.error},
+        # a column that errored was not tested: such a report is never evidence of "no drift" (promotion gate)
+        "status": "incomplete" if result.number_of_failed_columns else "complete",
         "configuration": config.to_json(),
         "report_uri": report_uri,
     }  # fmt: skip
@@ -423,11 +425,22 @@ def _record(
                      "drift_detected": result.dataset_drift, "alert_id": str(alert_id) if alert_id else None},
         )  # fmt: skip
     verdict = "drift detected" if result.dataset_drift else "no drift"
+    message = (
+        f"{verdict}: {result.number_of_drifted_columns} of {result.number_of_columns} columns drifted "
+        f"({result.drift_share:.0%}, threshold {result.drift_threshold:.0%})"
+    )
+    errored = [c.column for c in result.columns if c.error]
+    if errored:
+        analysed = result.number_of_columns - len(errored)
+        message = (
+            f"incomplete: {len(errored)} of {result.number_of_columns} columns could not be tested "
+            f"({', '.join(errored)}); "
+            + (f"{verdict} in the {analysed} tested: {message.split(': ', 1)[1]}" if analysed else "nothing tested")
+        )
     return DriftOutcome(
         deployment=name,
-        status="reported",
-        message=f"{verdict}: {result.number_of_drifted_columns} of {result.number_of_columns} columns drifted "
-        f"({result.drift_share:.0%}, threshold {result.drift_threshold:.0%})",
+        status="incomplete" if errored else "reported",
+        message=message,
         report_id=report_id,
         drift_share=result.drift_share,
         drift_detected=result.dataset_drift,

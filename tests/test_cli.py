@@ -185,6 +185,21 @@ class TestDrift:
         same = mlops(seeded, "drift", "compare", str(tmp_path / "ref.parquet"), str(tmp_path / "ref.parquet"))
         assert same.returncode == 0 and "dataset drift: no" in same.stdout
 
+    def test_a_deployment_that_could_not_be_analysed_exits_1_after_printing_every_outcome(self, seeded):
+        from pathlib import Path
+
+        reference = Path(seeded["MLOPS_HOME"], "artifacts/mlops/datasets/acme/fraud-detection/fraud-api-prod/reference.parquet")
+        hidden = reference.with_name("hidden.parquet")
+        reference.rename(hidden)
+        try:
+            result = mlops(seeded, "drift", "--org", "acme", "--as", "dev@acme.example",
+                           "--start", "2026-11-24T09:00:00Z", "--end", "2026-11-24T10:00:00Z")  # fmt: skip
+        finally:
+            hidden.rename(reference)
+        assert result.returncode == 1
+        assert "fraud-api-prod (production): failed: reference dataset" in result.stdout
+        assert result.stderr.strip().splitlines()[-1] == "error: 1 deployment(s) could not be analysed"
+
 
 class TestInvitations:
     def test_accepting_without_an_invitation_is_one_line_and_exit_2(self, seeded):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.errors import InvalidInput, NotFound, PartialFailure, PermissionDenied
 from flows.drift_detection import detect_drift
 from flows.runtime import run_flow
 from services.storage import open_store
@@ -73,6 +73,13 @@ def setup(tenants_db, tmp_path, monkeypatch):
 
 def run(**params):
     return run_flow(detect_drift, orchestrate=False, organization="alpha", start=START, end=END, **params)
+
+
+def run_failing(**params):
+    """A run where a deployment fails: the others are analysed, then the run fails carrying its summary."""
+    with pytest.raises(PartialFailure) as caught:
+        run(**params)
+    return caught.value.summary
 
 
 class TestReports:
@@ -166,7 +173,7 @@ class TestFaults:
         config = db.one("SELECT deployment_config FROM deployments WHERE id = :d", d=alpha["deployment_production"])
         configure(db, alpha["deployment_production"], **{**config["monitoring"]["drift"],
                                                            "reference_uri": store.uri_for("datasets/alpha/nope.parquet")})  # fmt: skip
-        summary = run()
+        summary = run_failing()
         failed = [o for o in summary["outcomes"] if o["status"] == "failed"]
         assert (
             len(failed) == 1
@@ -202,7 +209,7 @@ class TestFaults:
 
         monkeypatch.setattr(module, "read_uri", flaky)
         monkeypatch.setattr(module.detect_deployment_drift, "retry_delay_seconds", [0])
-        summary = run()
+        summary = run_failing()
         assert len(attempts) == 4  # the first try and three retries
         outcomes = {o["deployment"].split("/")[-1]: o for o in summary["outcomes"]}
         failed = outcomes["fraud-api-production (production)"]
@@ -224,7 +231,7 @@ class TestFaults:
     def test_unreadable_file_fails_clearly(self, setup):
         db, store, alpha, _ = setup
         store.put(f"inference-logs/alpha/staging/date={START:%Y-%m-%d}/broken.parquet", b"this is not parquet")
-        summary = run()
+        summary = run_failing()
         (failed,) = [o for o in summary["outcomes"] if o["status"] == "failed"]
         assert "unreadable dataset" in failed["message"] and "broken.parquet" in failed["message"]
         assert db.one("SELECT count(*) FROM data_drift_reports") == 1
@@ -240,6 +247,21 @@ class TestFaults:
         assert "missing in current" in report["feature_drift"]["channel"]["error"]
         assert report["feature_drift"]["age"]["error"] and not report["feature_drift"]["age"]["drifted"]
         assert set(report["report_data"]["errors"]) == {"channel", "age"}
+        assert report["report_data"]["status"] == "incomplete"
+
+    def test_a_report_whose_columns_all_errored_is_incomplete_never_no_drift(self, setup):
+        db, store, alpha, _ = setup
+        store.delete([f"inference-logs/alpha/staging/date={START:%Y-%m-%d}/part-0.parquet"])
+        log_inputs(store, "inference-logs/alpha/staging", frame(1200, 3).assign(amount=np.nan, age=np.nan)
+                   .drop(columns=["merchant", "channel"]))  # fmt: skip
+        summary = run()
+        (outcome,) = [o for o in summary["outcomes"] if o["deployment"].endswith("(staging)")]
+        assert outcome["status"] == "incomplete" and "no drift" not in outcome["message"]
+        assert outcome["message"].startswith("incomplete: 4 of 4 columns could not be tested")
+        assert summary["incomplete"] == 1
+        report = db.one("SELECT report_data FROM data_drift_reports WHERE deployment_id = :d",
+                        d=alpha["deployment_staging"])  # fmt: skip
+        assert report["status"] == "incomplete"
 
     def test_identifier_and_text_columns_are_left_out_like_evidently_does(self, setup):
         db, store, alpha, _ = setup
@@ -258,7 +280,7 @@ class TestFaults:
         configure(
             db, alpha["deployment_staging"], reference_uri="x", inputs_uri="y", per_column={"a": {"method": "mean"}}
         )
-        summary = run()
+        summary = run_failing()
         (failed,) = [o for o in summary["outcomes"] if o["status"] == "failed"]
         assert "per_column.a.method must be one of" in failed["message"]
 
@@ -319,7 +341,7 @@ class TestTenantSuppliedUris:
 
 def run_with_failures(case, db, store, alpha, **uris):
     case.point_at(db, store, alpha, **uris)
-    return run()
+    return run_failing()
 
 
 class TestWithAnApiKeyInTheWorkersEnvironment:
@@ -430,6 +452,24 @@ class TestPrefectRun:
         with get_client(sync_client=True) as client:
             keys = {a.key for a in client.read_artifacts()}
         assert {"drift-alpha-fraud-fraud-api-production-production", "drift-summary"} <= keys
+
+
+class TestFailedRunsAreLoud:
+    def test_a_failed_deployment_fails_the_prefect_flow_run_after_the_others(self, setup, prefect_harness):
+        db, store, alpha, _ = setup
+        config = db.one("SELECT deployment_config FROM deployments WHERE id = :d", d=alpha["deployment_production"])
+        configure(db, alpha["deployment_production"], **{**config["monitoring"]["drift"],
+                                                           "reference_uri": store.uri_for("datasets/alpha/gone.parquet")})  # fmt: skip
+        with pytest.raises(PartialFailure, match="1 of 2 deployment"):
+            detect_drift(organization="alpha", start=START, end=END)
+        assert db.one("SELECT count(*) FROM data_drift_reports WHERE deployment_id = :d",
+                      d=alpha["deployment_staging"]) == 1  # fmt: skip
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        with get_client(sync_client=True) as client:
+            (latest,) = client.read_flow_runs(sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1)
+        assert latest.state.is_failed()  # so Prefect notifies and `prefect deployment run --watch` exits non-zero
 
 
 class TestPureRules:
