@@ -59,6 +59,18 @@ def run_demo(echo: Echo) -> None:
          f"sha256 {registered['sha256'][:12]}…)")  # fmt: skip
 
     echo("\n== 4. promote-model: 1.1.0 staging -> production, through its gates")
+    start, end = drift_window(datetime.now(UTC), 60)
+    _log_inputs(start, end)
+    staging = run_flow(
+        detect_drift,
+        orchestrate=True,
+        deployment=f"{ORG}/{PROJECT}/fraud-api-staging",
+        environment="staging",
+        start=start,
+        end=end,
+    )  # the drift gate's evidence: a fresh report
+    for outcome in staging["outcomes"]:
+        echo(f"{outcome['deployment']}: {outcome['message']}")
     _promote(echo, "1.1.0", "production", ADMIN, reason="auc +0.009 over 1.0.0 after 3 days in staging")
 
     echo("\n== 5. promote-model: a promotion the gates reject")
@@ -66,9 +78,14 @@ def run_demo(echo: Echo) -> None:
     _promote(echo, "1.2.0", "production", ADMIN, reason="try to ship it today")
 
     echo("\n== 6. detect-drift: the last hour of fraud-api-prod's logged inputs against its reference")
-    start, end = drift_window(datetime.now(UTC), 60)
-    _log_inputs(start, end)
-    summary = run_flow(detect_drift, orchestrate=True, organization=ORG, start=start, end=end)
+    summary = run_flow(
+        detect_drift,
+        orchestrate=True,
+        deployment=f"{ORG}/{PROJECT}/fraud-api-prod",
+        environment="production",
+        start=start,
+        end=end,
+    )
     for outcome in summary["outcomes"]:
         echo(f"{outcome['deployment']}: {outcome['message']}")
         for column in outcome["columns"]:
@@ -108,14 +125,18 @@ def _promote(echo: Echo, version: str, stage: str, actor: str, *, reason: str) -
 
 
 def _log_inputs(start: datetime, end: datetime) -> None:
-    """What the serving layer would have logged over the window: transaction amounts and merchants drifted."""
+    """What the serving layer would have logged over the window: in production transaction amounts and merchants
+    drifted, in staging not."""
     store = open_store()
-    key = (
-        partition_prefix(f"inference-logs/{ORG}/{PROJECT}/fraud-api-prod", start.date()) + f"demo-{start:%H%M}.parquet"
-    )
-    if store.exists(key):
-        return
-    frame = sample_data.logged_inputs(start, end, per_hour=1500, seed=int(start.timestamp()) % 10_000, drifted=True)
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    store.put(key, buffer.getvalue())
+    for deployment, drifted in (("fraud-api-prod", True), ("fraud-api-staging", False)):
+        key = (
+            partition_prefix(f"inference-logs/{ORG}/{PROJECT}/{deployment}", start.date())
+            + f"demo-{start:%H%M}.parquet"
+        )
+        if store.exists(key):
+            continue
+        seed = int(start.timestamp()) % 10_000 + (0 if drifted else 1)
+        frame = sample_data.logged_inputs(start, end, per_hour=1500, seed=seed, drifted=drifted)
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        store.put(key, buffer.getvalue())
