@@ -227,10 +227,19 @@ def list_targets(
             raise NotFound(f"no active deployment {deployment} ({environment}) with drift monitoring configured")
         allowed = allowed_uris(org.settings)
         targets += [
-            DriftTarget(org.id, org.slug, d.project_id, project, d.id, d.name, d.environment,
-                        _drift_section(d.deployment_config), allowed)
+            DriftTarget(
+                org.id,
+                org.slug,
+                d.project_id,
+                project,
+                d.id,
+                d.name,
+                d.environment,
+                _drift_section(d.deployment_config),
+                allowed,
+            )
             for d, project in rows
-        ]  # fmt: skip
+        ]
     return targets, notes
 
 

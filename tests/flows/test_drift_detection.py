@@ -116,7 +116,9 @@ class TestReports:
         db, store, alpha, _ = setup
         run()
         first = db.one("SELECT id FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_production"])
-        log_inputs(store, "inference-logs/alpha/production", frame(600, 9, 0.8), name="part-1.parquet")  # late-arriving logs
+        log_inputs(
+            store, "inference-logs/alpha/production", frame(600, 9, 0.8), name="part-1.parquet"
+        )  # late-arriving logs
         run()
         rows = db.all(
             "SELECT id, report_data FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_production"]
@@ -151,7 +153,12 @@ class TestAlerts:
         assert db.one("SELECT count(*) FROM notification_events WHERE event_type = 'data_drift.detected'") == 1
         later_start, later_end = START + timedelta(hours=1), END + timedelta(hours=1)
         log_inputs(
-            store, "inference-logs/alpha/production", frame(1200, 5, 0.8), start=later_start, end=later_end, name="p2.parquet"
+            store,
+            "inference-logs/alpha/production",
+            frame(1200, 5, 0.8),
+            start=later_start,
+            end=later_end,
+            name="p2.parquet",
         )
         run_flow(detect_drift, orchestrate=False, organization="alpha", start=later_start, end=later_end)
         assert db.one("SELECT count(*) FROM alerts WHERE alert_type = 'data_drift'") == 1  # updated, not duplicated
@@ -171,8 +178,11 @@ class TestFaults:
     def test_missing_reference_fails_that_deployment_only_and_writes_nothing_for_it(self, setup):
         db, store, alpha, _ = setup
         config = db.one("SELECT deployment_config FROM deployments WHERE id = :d", d=alpha["deployment_production"])
-        configure(db, alpha["deployment_production"], **{**config["monitoring"]["drift"],
-                                                           "reference_uri": store.uri_for("datasets/alpha/nope.parquet")})  # fmt: skip
+        configure(
+            db,
+            alpha["deployment_production"],
+            **{**config["monitoring"]["drift"], "reference_uri": store.uri_for("datasets/alpha/nope.parquet")},
+        )
         summary = run_failing()
         failed = [o for o in summary["outcomes"] if o["status"] == "failed"]
         assert (
@@ -252,15 +262,19 @@ class TestFaults:
     def test_a_report_whose_columns_all_errored_is_incomplete_never_no_drift(self, setup):
         db, store, alpha, _ = setup
         store.delete([f"inference-logs/alpha/staging/date={START:%Y-%m-%d}/part-0.parquet"])
-        log_inputs(store, "inference-logs/alpha/staging", frame(1200, 3).assign(amount=np.nan, age=np.nan)
-                   .drop(columns=["merchant", "channel"]))  # fmt: skip
+        log_inputs(
+            store,
+            "inference-logs/alpha/staging",
+            frame(1200, 3).assign(amount=np.nan, age=np.nan).drop(columns=["merchant", "channel"]),
+        )
         summary = run()
         (outcome,) = [o for o in summary["outcomes"] if o["deployment"].endswith("(staging)")]
         assert outcome["status"] == "incomplete" and "no drift" not in outcome["message"]
         assert outcome["message"].startswith("incomplete: 4 of 4 columns could not be tested")
         assert summary["incomplete"] == 1
-        report = db.one("SELECT report_data FROM data_drift_reports WHERE deployment_id = :d",
-                        d=alpha["deployment_staging"])  # fmt: skip
+        report = db.one(
+            "SELECT report_data FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_staging"]
+        )
         assert report["status"] == "incomplete"
 
     def test_identifier_and_text_columns_are_left_out_like_evidently_does(self, setup):
@@ -305,8 +319,10 @@ class TestTenantSuppliedUris:
         assert refused["status"] == "failed" and refused["message"].startswith(f"monitoring.drift.{key}: ")
         assert "outside organization 'alpha'" in refused["message"] and "\n" not in refused["message"]
         assert outcomes["fraud-api-staging (staging)"]["status"] == "reported"
-        assert db.one("SELECT count(*) FROM data_drift_reports WHERE deployment_id = :d",
-                      d=alpha["deployment_production"]) == 0  # fmt: skip
+        assert (
+            db.one("SELECT count(*) FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_production"])
+            == 0
+        )
         (audit,) = db.all("SELECT resource_id, details FROM audit_logs WHERE action = 'data_drift_report.read.denied'")
         assert audit["resource_id"] == alpha["deployment_production"] and key in audit["details"]["reason"]
 
@@ -325,15 +341,19 @@ class TestTenantSuppliedUris:
         db, store, alpha, _ = setup
         local = tmp_path / "reference.parquet"
         frame(3000, 1).to_parquet(local)
-        self.assert_refused(db, alpha, run_with_failures(self, db, store, alpha, reference_uri=str(local)),
-                            "reference_uri")  # fmt: skip
+        self.assert_refused(
+            db, alpha, run_with_failures(self, db, store, alpha, reference_uri=str(local)), "reference_uri"
+        )
 
     def test_tasks_get_the_drift_keys_only_never_the_whole_deployment_config(self, setup):
         db, _, alpha, _ = setup
         from tasks.drift_detection import list_targets
 
-        db.run("UPDATE deployments SET deployment_config = deployment_config || "
-               "'{\"serving\": {\"token\": \"s3cr3t-token\"}}'::jsonb WHERE id = :d", d=alpha["deployment_production"])  # fmt: skip
+        db.run(
+            "UPDATE deployments SET deployment_config = deployment_config || "
+            '\'{"serving": {"token": "s3cr3t-token"}}\'::jsonb WHERE id = :d',
+            d=alpha["deployment_production"],
+        )
         targets, _ = list_targets.fn("alpha", None, None)
         assert targets and all("s3cr3t" not in repr(t) for t in targets)
         assert all(set(t.drift) <= {"reference_uri", "inputs_uri", "column_types"} for t in targets)
@@ -355,13 +375,18 @@ class TestWithAnApiKeyInTheWorkersEnvironment:
 
         reference = put_parquet(store, "datasets/beta/reference.parquet", frame(3000, 1))
         log_inputs(store, "inference-logs/beta/prod", frame(1200, 4))
-        configure(db, beta["deployment_production"], reference_uri=reference,
-                  inputs_uri=store.uri_for("inference-logs/beta/prod"))  # fmt: skip
+        configure(
+            db,
+            beta["deployment_production"],
+            reference_uri=reference,
+            inputs_uri=store.uri_for("inference-logs/beta/prod"),
+        )
         admin = resolve_principal(organization="alpha", as_email="admin@alpha.example")
 
         def key(*scopes: str) -> str:
-            plaintext, _ = apikeys.create_key(admin, user_email="developer@alpha.example", name=f"k-{uuid.uuid4().hex[:6]}",
-                                              scopes=list(scopes))  # fmt: skip
+            plaintext, _ = apikeys.create_key(
+                admin, user_email="developer@alpha.example", name=f"k-{uuid.uuid4().hex[:6]}", scopes=list(scopes)
+            )
             return plaintext
 
         monkeypatch.setenv("MLOPS_API_KEY", key("models:read"))
@@ -371,7 +396,9 @@ class TestWithAnApiKeyInTheWorkersEnvironment:
         db, alpha, beta, _, _ = with_key
         summary = run_flow(detect_drift, orchestrate=False, start=START, end=END)  # as the schedule runs it
         assert summary["deployments"] == 3 and summary["failed"] == 0
-        rows = db.all("SELECT organization_id, user_id, api_key_id FROM audit_logs WHERE action = 'data_drift_report.write'")
+        rows = db.all(
+            "SELECT organization_id, user_id, api_key_id FROM audit_logs WHERE action = 'data_drift_report.write'"
+        )
         assert {r["organization_id"] for r in rows} == {alpha["org"], beta["org"]}
         assert all(r["user_id"] is None and r["api_key_id"] is None for r in rows)
 
@@ -429,8 +456,12 @@ class TestS3Backend:
         store = open_store()
         reference = put_parquet(store, "datasets/alpha/reference.parquet", frame(3000, 1))
         log_inputs(store, "inference-logs/alpha/prod", frame(1200, 2, 0.8))
-        configure(db, alpha["deployment_production"], reference_uri=reference,
-                  inputs_uri=store.uri_for("inference-logs/alpha/prod"))  # fmt: skip
+        configure(
+            db,
+            alpha["deployment_production"],
+            reference_uri=reference,
+            inputs_uri=store.uri_for("inference-logs/alpha/prod"),
+        )
         summary = run_flow(detect_drift, orchestrate=False, deployment="alpha/fraud/fraud-api-production",
                            environment="production", start=START, end=END)  # fmt: skip
         (outcome,) = summary["outcomes"]
@@ -458,12 +489,17 @@ class TestFailedRunsAreLoud:
     def test_a_failed_deployment_fails_the_prefect_flow_run_after_the_others(self, setup, prefect_harness):
         db, store, alpha, _ = setup
         config = db.one("SELECT deployment_config FROM deployments WHERE id = :d", d=alpha["deployment_production"])
-        configure(db, alpha["deployment_production"], **{**config["monitoring"]["drift"],
-                                                           "reference_uri": store.uri_for("datasets/alpha/gone.parquet")})  # fmt: skip
+        configure(
+            db,
+            alpha["deployment_production"],
+            **{**config["monitoring"]["drift"], "reference_uri": store.uri_for("datasets/alpha/gone.parquet")},
+        )
         with pytest.raises(PartialFailure, match="1 of 2 deployment"):
             detect_drift(organization="alpha", start=START, end=END)
-        assert db.one("SELECT count(*) FROM data_drift_reports WHERE deployment_id = :d",
-                      d=alpha["deployment_staging"]) == 1  # fmt: skip
+        assert (
+            db.one("SELECT count(*) FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_staging"])
+            == 1
+        )
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.sorting import FlowRunSort
 

@@ -167,8 +167,12 @@ class TestPermissionBeforeLocks:
 
     def test_an_unauthorised_caller_does_not_learn_what_exists(self, db):
         with pytest.raises(PermissionDenied):
-            promote(who("viewer@alpha.example"), PromotionRequest(organization="alpha", project="no-such-project",
-                                                                   model="Nope", version="9.9.9", to_stage="staging"))  # fmt: skip
+            promote(
+                who("viewer@alpha.example"),
+                PromotionRequest(
+                    organization="alpha", project="no-such-project", model="Nope", version="9.9.9", to_stage="staging"
+                ),
+            )
 
     def test_the_model_lock_does_not_block_registering_a_version(self, db, tenants_db):
         _, alpha, _ = tenants_db
@@ -179,26 +183,37 @@ class TestPermissionBeforeLocks:
             q.model_by_name(session=session, project_id=alpha["project"], name="Fraud Model", lock=True)
             with db.engine.begin() as other:  # a concurrent registration's insert references the model
                 other.execute(text("SET LOCAL lock_timeout = '2s'"))
-                other.execute(text("INSERT INTO model_versions (model_id, version, stage, model_file_path, created_by) "
-                                   "VALUES (:m, '3.0.0', 'development', 'x', :u)"), {"m": alpha["model"], "u": alpha["admin"]})  # fmt: skip
+                other.execute(
+                    text(
+                        "INSERT INTO model_versions (model_id, version, stage, model_file_path, created_by) "
+                        "VALUES (:m, '3.0.0', 'development', 'x', :u)"
+                    ),
+                    {"m": alpha["model"], "u": alpha["admin"]},
+                )
         assert db.one("SELECT count(*) FROM model_versions WHERE version = '3.0.0'") == 1
 
 
 class TestEvidence:
     def test_no_drift_report_is_no_evidence(self, db):
         db.run("DELETE FROM data_drift_reports")
-        with pytest.raises(GateRejected, match=r"drift: no evidence: no drift report for staging deployment fraud-api-staging"):
+        with pytest.raises(
+            GateRejected, match=r"drift: no evidence: no drift report for staging deployment fraud-api-staging"
+        ):
             promote(who(), request())
 
     def test_a_stale_drift_report_is_no_evidence(self, db):
-        db.run("UPDATE data_drift_reports SET period_start = now() - interval '31 hours', period_end = now() - interval '30 hours'")
+        db.run(
+            "UPDATE data_drift_reports SET period_start = now() - interval '31 hours', period_end = now() - interval '30 hours'"
+        )
         with pytest.raises(GateRejected, match=r"ended 30.0 h ago, older than 24 h"):
             promote(who(), request())
-        db.run("UPDATE projects SET settings = '{\"promotion\": {\"max_drift_report_age_hours\": 48}}'")
+        db.run('UPDATE projects SET settings = \'{"promotion": {"max_drift_report_age_hours": 48}}\'')
         assert promote(who(), request()).status == "promoted"
 
     def test_an_incomplete_drift_report_never_passes(self, db):
-        db.run("UPDATE data_drift_reports SET report_data = '{\"status\": \"incomplete\", \"errors\": {\"amount\": \"all NaN\"}}'")
+        db.run(
+            'UPDATE data_drift_reports SET report_data = \'{"status": "incomplete", "errors": {"amount": "all NaN"}}\''
+        )
         with pytest.raises(GateRejected, match=r"is incomplete \(untested: amount\)"):
             promote(who(), request())
 
@@ -209,10 +224,14 @@ class TestEvidence:
             promote(who(), request())
         assert {f.split(":")[0] for f in rejected.value.failures} == {"open_alerts", "drift"}
         assert all("no staging deployment serves it" in f for f in rejected.value.failures)
-        db.run("UPDATE projects SET settings = '{\"promotion\": {\"require_staging_deployment\": false}}'")
+        db.run('UPDATE projects SET settings = \'{"promotion": {"require_staging_deployment": false}}\'')
         outcome = promote(who(), request())
         assert outcome.status == "promoted"
-        assert all("require_staging_deployment: false" in g["detail"] for g in outcome.gates if g["gate"] in ("open_alerts", "drift"))
+        assert all(
+            "require_staging_deployment: false" in g["detail"]
+            for g in outcome.gates
+            if g["gate"] in ("open_alerts", "drift")
+        )
 
 
 class TestGates:
@@ -284,9 +303,12 @@ class TestConcurrency:
     def test_fifty_concurrent_promotions_leave_exactly_one_production_version(self, db, tenants_db):
         _, alpha, _ = tenants_db
         versions = [f"2.0.{i}" for i in range(50)]
-        db.run("UPDATE projects SET settings = jsonb_set(coalesce(settings, '{}'), '{promotion}', "
-               "coalesce(settings->'promotion', '{}') || '{\"require_staging_deployment\": false}') "
-               "WHERE id = :p", p=alpha["project"])  # no staging deployment serves these versions: said so  # fmt: skip
+        db.run(
+            "UPDATE projects SET settings = jsonb_set(coalesce(settings, '{}'), '{promotion}', "
+            "coalesce(settings->'promotion', '{}') || '{\"require_staging_deployment\": false}') "
+            "WHERE id = :p",
+            p=alpha["project"],
+        )  # no staging deployment serves these versions: said so
         for v in versions:
             db.run(
                 "WITH v AS (INSERT INTO model_versions (model_id, version, stage, model_file_path, performance_metrics,"

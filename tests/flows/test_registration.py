@@ -40,8 +40,17 @@ def register(
 
 def flow_run(uri: str, actor: str = "developer@alpha.example", **kw):
     """What a deployment run may do: call the flow with any `artifact` parameter."""
-    return run_flow(register_model_version, orchestrate=False, organization="alpha", project="fraud",
-                    model="Fraud Model", version="2.0.0", artifact=uri, actor=actor, **kw)  # fmt: skip
+    return run_flow(
+        register_model_version,
+        orchestrate=False,
+        organization="alpha",
+        project="fraud",
+        model="Fraud Model",
+        version="2.0.0",
+        artifact=uri,
+        actor=actor,
+        **kw,
+    )
 
 
 class TestRegister:
@@ -170,8 +179,14 @@ class TestFlowParametersAreUntrusted:
         assert result["sha256"] == hashlib.sha256(b"uploaded by CI").hexdigest()
 
     def test_the_cli_uploads_a_local_file_before_the_flow_runs(self, db, tmp_path):
-        uri = upload_local_artifact(artifact(tmp_path, b"local weights"), actor="developer@alpha.example",
-                                    organization="alpha", project="fraud", model="Fraud Model", version="2.0.0")  # fmt: skip
+        uri = upload_local_artifact(
+            artifact(tmp_path, b"local weights"),
+            actor="developer@alpha.example",
+            organization="alpha",
+            project="fraud",
+            model="Fraud Model",
+            version="2.0.0",
+        )
         store, key = resolve(uri)
         assert key.startswith("models/alpha/fraud/fraud-model/2.0.0/") and store.get(key) == b"local weights"
         assert flow_run(uri)["status"] == "registered"

@@ -124,13 +124,23 @@ class TestDirection:
 
     @pytest.mark.parametrize("metric", ["answer_accuracy", "cancer_recall", "lower_bound_auc", "error_budget"])
     def test_a_name_is_never_guessed_from_a_substring(self, metric):
-        with pytest.raises(InvalidInput, match=f"direction of metric '{metric}' is unknown: declare it in promotion.metric_directions"):
+        with pytest.raises(
+            InvalidInput, match=f"direction of metric '{metric}' is unknown: declare it in promotion.metric_directions"
+        ):
             greater_is_better(metric, PromotionPolicy())
         assert greater_is_better(metric, PromotionPolicy(metric_directions={metric: "higher"})) is True
 
     def test_the_policy_declares_directions_and_refuses_an_unknown_one(self):
-        policy = promotion_policy({"promotion": {"primary_metric": "cancer_recall", "guard_metrics": {"p99_wait": 1},
-                                                 "metric_directions": {"cancer_recall": "higher", "p99_wait": "lower"}}}, {})  # fmt: skip
+        policy = promotion_policy(
+            {
+                "promotion": {
+                    "primary_metric": "cancer_recall",
+                    "guard_metrics": {"p99_wait": 1},
+                    "metric_directions": {"cancer_recall": "higher", "p99_wait": "lower"},
+                }
+            },
+            {},
+        )
         assert greater_is_better("p99_wait", policy) is False and greater_is_better("cancer_recall", policy) is True
         with pytest.raises(InvalidInput, match="direction of metric 'p99_wait' is unknown"):
             promotion_policy({"promotion": {"primary_metric": "auc", "guard_metrics": {"p99_wait": 1}}}, {})
@@ -138,11 +148,16 @@ class TestDirection:
             promotion_policy({"promotion": {"metric_directions": {"auc": "up"}}}, {})
 
     def test_guard_metric_direction_comes_from_the_policy(self):
-        policy = PromotionPolicy(primary_metric="auc", guard_metrics={"answer_accuracy": 0.01},
-                                 metric_directions={"answer_accuracy": "higher"})  # fmt: skip
+        policy = PromotionPolicy(
+            primary_metric="auc",
+            guard_metrics={"answer_accuracy": 0.01},
+            metric_directions={"answer_accuracy": "higher"},
+        )
         champion = Champion("1.0.0", {"auc": 0.9, "answer_accuracy": 0.80})
         result = gate(policy, candidate_metrics={"auc": 0.91, "answer_accuracy": 0.70}, champion=champion)
-        assert not result.passed and "guard answer_accuracy=0.7 is worse" in result.detail  # a regex said lower is better
+        assert (
+            not result.passed and "guard answer_accuracy=0.7 is worse" in result.detail
+        )  # a regex said lower is better
 
 
 def gate(policy, **inputs):
@@ -239,7 +254,9 @@ class TestOtherGates:
 
     def test_open_alerts_block_only_blocking_severities(self):
         alerts = [{"severity": "medium", "title": "slow"}]
-        assert self.run("open_alerts", candidate_metrics={}, staging_deployments=("stg",), blocking_alerts=alerts).passed
+        assert self.run(
+            "open_alerts", candidate_metrics={}, staging_deployments=("stg",), blocking_alerts=alerts
+        ).passed
         alerts.append({"severity": "critical", "title": "errors"})
         result = self.run("open_alerts", candidate_metrics={}, staging_deployments=("stg",), blocking_alerts=alerts)
         assert not result.passed and "critical: errors" in result.detail
@@ -252,11 +269,18 @@ class TestOtherGates:
         assert relaxed.passed and "require_staging_deployment: false" in relaxed.detail
 
     def drift(self, report, policy=None):
-        return self.run("drift", policy, candidate_metrics={}, staging_deployments=("stg",), drift_reports={"stg": report})
+        return self.run(
+            "drift", policy, candidate_metrics={}, staging_deployments=("stg",), drift_reports={"stg": report}
+        )
 
     def test_drift(self):
-        fresh = {"is_drift_detected": False, "drift_score": 0.0, "period_end": "2026-11-24T10:00:00Z", "age_hours": 2.0,
-                 "incomplete_columns": []}  # fmt: skip
+        fresh = {
+            "is_drift_detected": False,
+            "drift_score": 0.0,
+            "period_end": "2026-11-24T10:00:00Z",
+            "age_hours": 2.0,
+            "incomplete_columns": [],
+        }
         assert self.drift(fresh).passed
         drifted = self.drift({**fresh, "is_drift_detected": True})
         assert not drifted.passed and "detected drift" in drifted.detail
@@ -277,8 +301,9 @@ class TestOtherGates:
         assert not result.passed and result.detail.startswith("no evidence: ") and says in result.detail
         relaxed = self.drift(report, PromotionPolicy(require_drift_report=False))
         assert relaxed.passed and says in relaxed.detail and "require_drift_report: false" in relaxed.detail
-        assert self.drift(report and {**report, "age_hours": 30.0}, PromotionPolicy(max_drift_report_age_hours=48)).passed is (
-            report is not None and not report["incomplete_columns"])  # fmt: skip
+        assert self.drift(
+            report and {**report, "age_hours": 30.0}, PromotionPolicy(max_drift_report_age_hours=48)
+        ).passed is (report is not None and not report["incomplete_columns"])
 
 
 class TestGatesFor:
