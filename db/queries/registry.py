@@ -198,8 +198,9 @@ def record_transition(
         forced=forced,
         gate_results=gate_results or [],
     )
-    if at is not None:
-        values["created_at"] = at
+    # the time the row is written, under the model's lock (not `now()`, the transaction's start): concurrent
+    # promotions that waited for the lock get their history in the order they really happened
+    values["created_at"] = at if at is not None else func.clock_timestamp()
     row = ModelStageTransition(**values)
     session.add(row)
     session.flush()
