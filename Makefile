@@ -8,6 +8,8 @@ STAMP := $(VENV)/.synced
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.mlops/prefect
+# a busy 2-core machine can take longer than the default 20 s to start the temporary server
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 # Bytecode caching matters here: every `mlops` process and Prefect server imports a few thousand modules.
 unexport PYTHONDONTWRITEBYTECODE

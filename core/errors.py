@@ -52,6 +52,21 @@ class GateRejected(MlopsError):
         self.from_stage = from_stage  # the stage the version stays in
 
 
+class PartialFailure(MlopsError):
+    """Some items of a batch failed after the others were done (a drift run where one deployment could not be
+    analysed): the run ends Failed, so Prefect notifies and `--watch` exits non-zero. `summary` is what the
+    run would have returned."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, summary: dict | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or {}
+
+    def __reduce__(self):  # Prefect may persist the exception of a failed run: keep the summary
+        return (type(self), (str(self), self.summary))
+
+
 class InfrastructureError(MlopsError):
     """What we depend on is not there: the Prefect API or the database unreachable, a crashed flow run."""
 

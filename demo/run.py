@@ -16,7 +16,7 @@ from demo.rollout import run_rollout_demo, start_demo_platform
 from demo.seed import ADMIN, DEVELOPER, MODEL, ORG, PROJECT, seed_demo
 from flows.drift_detection import detect_drift
 from flows.promotion import promote_model
-from flows.registration import register_model_version
+from flows.registration import register_model_version, upload_local_artifact
 from flows.runtime import run_flow
 from services.storage import open_store
 from tasks.datasets import partition_prefix
@@ -40,14 +40,11 @@ def run_demo(echo: Echo) -> None:
     artifact = mlops_home() / "demo" / "model-1.3.0.bin"
     artifact.parent.mkdir(parents=True, exist_ok=True)
     artifact.write_bytes(sample_data.model_artifact("1.3.0"))
-    registered = run_flow(
-        register_model_version,
-        orchestrate=True,
+    request = dict(
         organization=ORG,
         project=PROJECT,
         model=MODEL,
         version="1.3.0",
-        artifact=str(artifact),
         metrics={
             "accuracy": 0.961,
             "precision": 0.86,
@@ -57,13 +54,15 @@ def run_demo(echo: Echo) -> None:
             "latency_p95_ms": 36.0,
         },
         description="Retrained on October transactions.",
-        actor=DEVELOPER,
     )
+    uploaded = upload_local_artifact(artifact, actor=DEVELOPER, **request)  # as `mlops register` does
+    registered = run_flow(register_model_version, orchestrate=True, artifact=uploaded, actor=DEVELOPER, **request)
     echo(f"{MODEL} 1.3.0: {registered['status']} -> {registered['artifact_uri']} ({registered['size_bytes']} bytes, "
          f"sha256 {registered['sha256'][:12]}…)")  # fmt: skip
 
     platform = start_demo_platform(echo)
     echo("\n== 4. promote-model: 1.1.0 staging -> production, through its gates, rolled out in steps")
+    start, end = staging_drift_evidence(echo)
     _promote(echo, "1.1.0", "production", ADMIN, reason="auc +0.009 over 1.0.0 after 3 days in staging")
 
     echo("\n== 5. promote-model: a promotion the gates reject")
@@ -71,9 +70,14 @@ def run_demo(echo: Echo) -> None:
     _promote(echo, "1.2.0", "production", ADMIN, reason="try to ship it today")
 
     echo("\n== 6. detect-drift: the last hour of fraud-api-prod's logged inputs against its reference")
-    start, end = drift_window(datetime.now(UTC), 60)
-    _log_inputs(start, end)
-    summary = run_flow(detect_drift, orchestrate=True, organization=ORG, start=start, end=end)
+    summary = run_flow(
+        detect_drift,
+        orchestrate=True,
+        deployment=f"{ORG}/{PROJECT}/fraud-api-prod",
+        environment="production",
+        start=start,
+        end=end,
+    )
     for outcome in summary["outcomes"]:
         echo(f"{outcome['deployment']}: {outcome['message']}")
         for column in outcome["columns"]:
@@ -117,15 +121,37 @@ def _promote(echo: Echo, version: str, stage: str, actor: str, *, reason: str) -
         echo(f"   rollout: {result['rollout']}")
 
 
-def _log_inputs(start: datetime, end: datetime) -> None:
-    """What the serving layer would have logged over the window: transaction amounts and merchants drifted."""
-    store = open_store()
-    key = (
-        partition_prefix(f"inference-logs/{ORG}/{PROJECT}/fraud-api-prod", start.date()) + f"demo-{start:%H%M}.parquet"
+def staging_drift_evidence(echo: Echo) -> tuple[datetime, datetime]:
+    """The drift gate's evidence for a production promotion: a fresh report on the staging deployment; returns
+    the window (the production deployment's inputs are logged for it too)."""
+    start, end = drift_window(datetime.now(UTC), 60)
+    _log_inputs(start, end)
+    staging = run_flow(
+        detect_drift,
+        orchestrate=True,
+        deployment=f"{ORG}/{PROJECT}/fraud-api-staging",
+        environment="staging",
+        start=start,
+        end=end,
     )
-    if store.exists(key):
-        return
-    frame = sample_data.logged_inputs(start, end, per_hour=1500, seed=int(start.timestamp()) % 10_000, drifted=True)
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    store.put(key, buffer.getvalue())
+    for outcome in staging["outcomes"]:
+        echo(f"{outcome['deployment']}: {outcome['message']}")
+    return start, end
+
+
+def _log_inputs(start: datetime, end: datetime) -> None:
+    """What the serving layer would have logged over the window: in production transaction amounts and merchants
+    drifted, in staging not."""
+    store = open_store()
+    for deployment, drifted in (("fraud-api-prod", True), ("fraud-api-staging", False)):
+        key = (
+            partition_prefix(f"inference-logs/{ORG}/{PROJECT}/{deployment}", start.date())
+            + f"demo-{start:%H%M}.parquet"
+        )
+        if store.exists(key):
+            continue
+        seed = int(start.timestamp()) % 10_000 + (0 if drifted else 1)
+        frame = sample_data.logged_inputs(start, end, per_hour=1500, seed=seed, drifted=drifted)
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        store.put(key, buffer.getvalue())

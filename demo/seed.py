@@ -320,7 +320,16 @@ def _deployments(
             "1.0.0",
             {"monitoring": {"drift": drift, "alerts": {"high_latency": {"max": 50.0, "buckets": 2}}}},
         ),
-        "fraud-api-staging": ("staging", "1.1.0", {}),
+        # the staging deployment is monitored too: its drift report is the evidence the promotion gate needs
+        "fraud-api-staging": (
+            "staging",
+            "1.1.0",
+            {
+                "monitoring": {
+                    "drift": {**drift, "inputs_uri": store.uri_for(f"inference-logs/{ORG}/{PROJECT}/fraud-api-staging")}
+                }
+            },
+        ),
     }
     ids = {}
     now = session.scalar(select(func.now()))

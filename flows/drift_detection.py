@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
+from core.errors import PartialFailure
 from flows.runtime import call, expected_outcomes, in_flow_run, logger, map_calls, publish_markdown, publish_table
 from tasks.drift_detection import (
     DriftOutcome,
@@ -32,14 +33,22 @@ def detect_drift(
     start: Annotated[datetime | None, Field(description="Window start (default: the last interval)")] = None,
     end: Annotated[datetime | None, Field(description="Window end (default: the run's scheduled time)")] = None,
     actor: Annotated[str | None, Field(description="E-mail of a user running it on demand; none: the system")] = None,
+    on_demand: Annotated[
+        bool, Field(description="Run as the caller (MLOPS_API_KEY or actor), not as the scheduler")
+    ] = False,
 ) -> dict[str, Any]:
     """Compare each deployment's logged inputs over the window with its reference dataset, column by column
-    (Evidently's default tests), then write the report, the HTML page, and on drift the alert and its event."""
+    (Evidently's default tests), then write the report, the HTML page, and on drift the alert and its event.
+    When a deployment could not be analysed, the others are still done, then the run fails (PartialFailure,
+    carrying the summary).
+
+    A scheduled run (no actor, not `on_demand`) acts as the system for every organization, whatever API key
+    the worker's environment holds; an on-demand run (`mlops drift`) acts as its caller and is authorized."""
     log = logger()
     window = explicit_window(start, end)
     scheduled = _scheduled_time()
     org = organization or (deployment.split("/")[0] if deployment else None)
-    principal = call(authenticate_on_demand, org, actor)
+    principal = call(authenticate_on_demand, org, actor, on_demand)
     targets, notes = call(list_targets, organization, deployment, environment)
     for note in notes:
         log.info(note)
@@ -54,7 +63,7 @@ def detect_drift(
         for t, r in zip(targets, results, strict=True)
     ]
     for outcome in outcomes:
-        (log.warning if outcome.status == "failed" else log.info)(
+        (log.warning if outcome.status in ("failed", "incomplete") else log.info)(
             "%s: %s — %s", outcome.deployment, outcome.status, outcome.message
         )
         if outcome.columns:
@@ -68,13 +77,22 @@ def detect_drift(
                 f"{outcome.message}. HTML report: {outcome.report_uri}",
             )
     publish_markdown(_summary(outcomes, notes), key="drift-summary", description="Drift detection run")
-    return {
+    summary = {
         "deployments": len(outcomes),
         "drift_detected": sum(1 for o in outcomes if o.drift_detected),
         "failed": sum(1 for o in outcomes if o.status == "failed"),
+        "incomplete": sum(1 for o in outcomes if o.status == "incomplete"),
         "skipped_organizations": notes,
         "outcomes": [o.to_json() for o in outcomes],
     }
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:  # after every other deployment was analysed: the run ends Failed, so Prefect notifies
+        raise PartialFailure(
+            f"{len(failed)} of {len(outcomes)} deployment(s) could not be analysed: "
+            + "; ".join(f"{o.deployment}: {o.message}" for o in failed),
+            summary,
+        )
+    return summary
 
 
 def _scheduled_time() -> datetime:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from prefect import flow
 from pydantic import Field
 
 from flows.runtime import call, expected_outcomes, logger, publish_markdown
+from services.auth import acting_principal
 from tasks.identity import authenticate
-from tasks.registration import RegistrationRequest, register_task
+from tasks.registration import RegistrationRequest, register_task, stage_local_artifact
 
 
 @flow(name="register-model-version", log_prints=False, validate_parameters=True)
@@ -19,7 +21,9 @@ def register_model_version(
     project: Annotated[str, Field(description="Project slug")],
     model: Annotated[str, Field(description="Model name (created if new)")],
     version: Annotated[str, Field(description="Semantic version, e.g. 1.3.0")],
-    artifact: Annotated[str, Field(description="Local path of the trained artifact, or an artifact-store URI")],
+    artifact: Annotated[
+        str, Field(description="Artifact-store URI under models/<org>/ or uploads/<org>/ (never a worker's path)")
+    ],
     metrics: Annotated[dict[str, Any] | None, Field(description="Performance metrics, e.g. {'auc': 0.97}")] = None,
     training_metrics: Annotated[dict[str, Any] | None, Field(description="Training metrics (loss, epochs)")] = None,
     model_schema: Annotated[dict[str, Any] | None, Field(description="Input/output schema")] = None,
@@ -57,3 +61,15 @@ def register_model_version(
         description=f"Registration of {model} {version}",
     )
     return outcome.to_json()
+
+
+def upload_local_artifact(path: str | Path, *, actor: str | None = None, **request: Any) -> str:
+    """For the CLI on its user's machine: upload a local artifact for the registration `request` (the flow's
+    parameters) and return the store URI to pass as the flow run's `artifact`. The flow itself never reads a
+    local path, so a deployment run cannot register a file from the worker's disk."""
+    principal = acting_principal(request["organization"], actor)
+    registration = RegistrationRequest(
+        **{k: v for k, v in request.items() if v is not None and k in RegistrationRequest.__dataclass_fields__},
+        artifact=str(path),
+    )
+    return stage_local_artifact(principal, registration, Path(path).expanduser())

@@ -39,6 +39,9 @@ def enforce_retention(
     batch_size: Annotated[int, Field(description="Rows per delete transaction", ge=1, le=MAX_BATCH)] = 5_000,
     as_of: Annotated[datetime | None, Field(description="Apply the policy as at this time (default: now)")] = None,
     actor: Annotated[str | None, Field(description="E-mail of a user running it on demand; none: the system")] = None,
+    on_demand: Annotated[
+        bool, Field(description="Run as the caller (MLOPS_API_KEY or actor), not as the scheduler")
+    ] = False,
 ) -> dict[str, Any]:
     """Enforce the retention policy of every live organization (or one), one organization at a time.
 
@@ -55,6 +58,8 @@ def enforce_retention(
         as_of: the time the policy is applied at (timezone-aware; default now), for backfills and tests.
         actor: e-mail of the user running it on demand (or MLOPS_API_KEY); that principal needs the
             `retention.run` permission in `organization`. None: the system, as the schedule runs it.
+        on_demand: act as the caller (MLOPS_API_KEY, or `actor`), as `mlops retention` does; a scheduled run
+            (False, no actor) acts as the system even when the worker's environment holds an API key.
 
     Returns:
         {"dry_run", "organizations": [per-organization report], "failed": count of organizations with a failure}
@@ -65,7 +70,7 @@ def enforce_retention(
     if as_of is not None and as_of.tzinfo is None:
         raise InvalidInput("as_of must carry a timezone (e.g. 2026-01-01T03:00:00+00:00)")
     now = as_of or datetime.now(UTC)
-    principal = call(authenticate_retention_run, organization, actor)
+    principal = call(authenticate_retention_run, organization, actor, on_demand)
     with run_lock():
         plans = call(list_retention_plans, organization)
         if principal is not None:

@@ -20,13 +20,19 @@ def api_key_from_env() -> str | None:
 
 def acting_principal(organization: str | None, as_email: str | None, *, on_demand: bool = True) -> Principal:
     """The acting principal: `MLOPS_API_KEY` when set, else `as_email` in `organization`."""
-    return resolve_principal(organization=organization, as_email=as_email, api_key=api_key_from_env(),
-                             on_demand=on_demand)
+    return resolve_principal(
+        organization=organization, as_email=as_email, api_key=api_key_from_env(), on_demand=on_demand
+    )
 
 
-def on_demand_principal(organization: str | None, as_email: str | None) -> Principal | None:
-    """The user or API key running a scheduled flow on demand, or None when neither is given: the system."""
-    if not as_email and not api_key_from_env():
+def on_demand_principal(organization: str | None, as_email: str | None, on_demand: bool) -> Principal | None:
+    """Who runs a flow that also runs on a schedule: the caller when run on demand (`on_demand`, as the CLI
+    says, or a named `as_email`): `MLOPS_API_KEY` or that user; None for a scheduled run: the system.
+
+    A scheduled run never uses `MLOPS_API_KEY`: a worker's environment may carry one organization's key (for
+    on-demand runs through it), and the schedule works for every organization, as the scheduler.
+    """
+    if not as_email and not on_demand:
         return None
     return acting_principal(organization, as_email)
 

@@ -14,14 +14,14 @@ from prefect import task
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from core.errors import InvalidInput, MlopsError, NotFound, TransientError
+from core.errors import InvalidInput, MlopsError, NotFound, PermissionDenied, TransientError
 from core.numbers import require_finite
 from db.models import Alert, DataDriftReport, Deployment, Organization, Project
 from db.session import session_scope, system_session
 from services.access import Principal, subscription_active, system_principal
-from services.audit import record_audit
+from services.audit import record_audit, record_refusal
 from services.outbox import emit_event
-from services.storage import open_store
+from services.storage import allowed_uris, open_store, resolve_for_organization
 from tasks.common import IO_TASK
 from tasks.datasets import read_uri, read_window
 from tasks.drift import COLUMN_TYPES, METHODS, DatasetDrift, dataset_drift
@@ -147,7 +147,9 @@ def report_key(org: str, project: str, deployment: str, environment: str, start:
 
 @dataclass(frozen=True)
 class DriftTarget:
-    """One deployment to analyse (passed between tasks: ids and plain data only)."""
+    """One deployment to analyse, passed between tasks (so shown in the Prefect UI and stored in its database):
+    ids, names and the `monitoring.drift` keys only, never the rest of `deployment_config` (it may hold
+    anything the serving layer needs, secrets included)."""
 
     organization_id: uuid.UUID
     organization: str
@@ -156,7 +158,8 @@ class DriftTarget:
     deployment_id: uuid.UUID
     deployment: str
     environment: str
-    config: dict[str, Any]
+    drift: Any  # deployment_config["monitoring"]["drift"], as configured (checked by `drift_config`)
+    allowed_uris: tuple[str, ...] = ()  # organizations.settings["storage"]["allowed_uris"]
 
     @property
     def name(self) -> str:
@@ -166,7 +169,7 @@ class DriftTarget:
 @dataclass(frozen=True)
 class DriftOutcome:
     deployment: str
-    status: str  # reported | skipped | failed
+    status: str  # reported | incomplete (some columns errored) | skipped | failed
     message: str
     report_id: uuid.UUID | None = None
     drift_share: float | None = None
@@ -222,8 +225,19 @@ def list_targets(
             rows = session.execute(query).all()
         if ref and not rows:
             raise NotFound(f"no active deployment {deployment} ({environment}) with drift monitoring configured")
+        allowed = allowed_uris(org.settings)
         targets += [
-            DriftTarget(org.id, org.slug, d.project_id, project, d.id, d.name, d.environment, d.deployment_config or {})
+            DriftTarget(
+                org.id,
+                org.slug,
+                d.project_id,
+                project,
+                d.id,
+                d.name,
+                d.environment,
+                _drift_section(d.deployment_config),
+                allowed,
+            )
             for d, project in rows
         ]
     return targets, notes
@@ -232,7 +246,6 @@ def list_targets(
 @task(name="authorize-drift-run", **IO_TASK)
 def authorize_drift_run(principal: Principal, targets: list[DriftTarget]) -> None:
     """An on-demand run: the principal may run drift detection on every target (audited per deployment)."""
-    from core.errors import PermissionDenied
     from services.access import Action
     from services.audit import authorize
 
@@ -258,10 +271,12 @@ def detect_deployment_drift(
     a clear message and write nothing; other deployments are unaffected. A TransientError (database or store
     unreachable) is raised, so the task is retried."""
     name = target.name
+    principal = actor or system_principal(target.organization_id, target.organization)
     try:
-        config = drift_config(target.config)
+        config = drift_config({"monitoring": {"drift": target.drift}})
         if config is None:
             return DriftOutcome(name, "skipped", "drift monitoring is disabled")
+        _check_uris(target, principal, config)
         start, end = window or drift_window(scheduled_at, config.interval_minutes)
         # without a column list every column is read and typed as Evidently would (text and ids are left out)
         wanted = list(config.columns) if config.columns else None
@@ -280,7 +295,6 @@ def detect_deployment_drift(
             drift_threshold=config.drift_threshold,
         )
         report_uri = _save_html(target, result, reference, current, start, end)
-        principal = actor or system_principal(target.organization_id, target.organization)
         return _record(target, principal, config, result, reference, current, start, end, report_uri)
     except TransientError:
         raise
@@ -288,6 +302,29 @@ def detect_deployment_drift(
         return DriftOutcome(
             name, "failed", str(exc), window=(window[0].isoformat(), window[1].isoformat()) if window else None
         )
+
+
+def _check_uris(target: DriftTarget, principal: Principal, config: DriftConfig) -> None:
+    """The tenant-supplied URIs must lie in the organization's part of the store (or its allow-list): a
+    deployment's configuration must not read another organization's data into its own report. A refusal is
+    audited and raised (PermissionDenied: that deployment fails)."""
+    for key, uri in (("reference_uri", config.reference_uri), ("inputs_uri", config.inputs_uri)):
+        try:
+            resolve_for_organization(uri, target.organization, allowed=target.allowed_uris)
+        except PermissionDenied as exc:
+            record_refusal(
+                principal,
+                action="data_drift_report.read",
+                resource_type="deployment",
+                resource_id=target.deployment_id,
+                reason=f"monitoring.drift.{key}: {exc}",
+                details={"deployment": target.name, "uri": uri},
+            )
+            raise PermissionDenied(f"monitoring.drift.{key}: {exc}") from None
+
+
+def _drift_section(deployment_config: Mapping[str, Any] | None) -> Any:
+    return ((deployment_config or {}).get("monitoring") or {}).get("drift")
 
 
 def _read_reference(config: DriftConfig, columns: list[str] | None):
@@ -334,6 +371,8 @@ def _record(
         "columns": {"analysed": result.number_of_columns, "drifted": result.number_of_drifted_columns,
                     "failed": result.number_of_failed_columns},
         "errors": {c.column: c.error for c in result.columns if c.error},
+        # a column that errored was not tested: such a report is never evidence of "no drift" (promotion gate)
+        "status": "incomplete" if result.number_of_failed_columns else "complete",
         "configuration": config.to_json(),
         "report_uri": report_uri,
     }  # fmt: skip
@@ -395,11 +434,22 @@ def _record(
                      "drift_detected": result.dataset_drift, "alert_id": str(alert_id) if alert_id else None},
         )  # fmt: skip
     verdict = "drift detected" if result.dataset_drift else "no drift"
+    message = (
+        f"{verdict}: {result.number_of_drifted_columns} of {result.number_of_columns} columns drifted "
+        f"({result.drift_share:.0%}, threshold {result.drift_threshold:.0%})"
+    )
+    errored = [c.column for c in result.columns if c.error]
+    if errored:
+        analysed = result.number_of_columns - len(errored)
+        message = (
+            f"incomplete: {len(errored)} of {result.number_of_columns} columns could not be tested "
+            f"({', '.join(errored)}); "
+            + (f"{verdict} in the {analysed} tested: {message.split(': ', 1)[1]}" if analysed else "nothing tested")
+        )
     return DriftOutcome(
         deployment=name,
-        status="reported",
-        message=f"{verdict}: {result.number_of_drifted_columns} of {result.number_of_columns} columns drifted "
-        f"({result.drift_share:.0%}, threshold {result.drift_threshold:.0%})",
+        status="incomplete" if errored else "reported",
+        message=message,
         report_id=report_id,
         drift_share=result.drift_share,
         drift_detected=result.dataset_drift,

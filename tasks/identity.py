@@ -16,6 +16,7 @@ def authenticate(organization: str, actor: str | None) -> Principal:
 
 
 @task(name="authenticate-on-demand", **IO_TASK)
-def authenticate_on_demand(organization: str | None, actor: str | None) -> Principal | None:
-    """For flows that also run on a schedule: the user or API key running it on demand, None for the system."""
-    return on_demand_principal(organization, actor)
+def authenticate_on_demand(organization: str | None, actor: str | None, on_demand: bool) -> Principal | None:
+    """For flows that also run on a schedule: the user or API key running it on demand, None for the system
+    (a scheduled run: no actor, not on demand, whatever MLOPS_API_KEY holds)."""
+    return on_demand_principal(organization, actor, on_demand)

@@ -23,7 +23,6 @@ from services.access import Action, Principal, require, subscription_active, sys
 from services.audit import record_audit
 from services.outbox import emit_event
 from tasks.common import IO_TASK
-from tasks.registry import LOWER_IS_BETTER
 
 STATISTICS = ("p50", "p95", "p99", "mean", "min", "max")
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -194,9 +193,14 @@ def backfill_windows(first: datetime, last: datetime, days: int = BACKFILL_DAYS)
         start = end
 
 
+# Which step of a finished run was best, per metric: a name heuristic for the run summary only (`best_step`, a
+# display aid). Promotion gates never guess a direction: they use the policy's `metric_directions`.
+RUN_SUMMARY_LOWER_IS_BETTER = r"(rmse|mse|mae|mape|smape|loss|error|latency|brier|perplexity|wer|cer|fpr|fnr)"
+
+
 def lower_is_better_pattern() -> str:
-    """The registry's lower-is-better metric names as a PostgreSQL regular expression."""
-    return LOWER_IS_BETTER.pattern
+    """Metric names where a lower value is the better step of a run, as a PostgreSQL regular expression."""
+    return RUN_SUMMARY_LOWER_IS_BETTER
 
 
 class AggregationFailed(MlopsError):

@@ -10,11 +10,11 @@ from prefect import task
 from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from core.errors import Conflict, GateRejected, InvalidInput, PermissionDenied
+from core.errors import Conflict, GateRejected, InvalidInput, NotFound, PermissionDenied
 from db.models import ModelVersion
 from db.queries import registry as q
 from db.session import session_scope
-from services.access import Action, Principal, require
+from services.access import Action, Principal, is_allowed, require
 from services.audit import record_audit, record_refusal
 from services.outbox import emit_event
 from tasks.common import IO_TASK
@@ -113,17 +113,16 @@ def promote(principal: Principal, request: PromotionRequest) -> PromotionOutcome
 
 
 def _promote(session, principal: Principal, request: PromotionRequest) -> PromotionOutcome:
+    what = f"{request.model} {request.version}"
+    project = _authorized_project(session, principal, request, what)
     session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-    project = q.project_by_slug(session=session, slug=request.project)
     model = q.model_by_name(session=session, project_id=project.id, name=request.model, lock=True)
     version = q.version_by_name(session=session, model=model, version=request.version, lock=True)
     current = version.stage or "development"
+    # moving a version out of production needs production rights too: known only now, under the lock
+    require(principal, required_action(current, request.to_stage), project.id, what=what)
     policy = promotion_policy(project.settings, model.metadata_, model_type=model.model_type)
     kind = classify_transition(current, request.to_stage, allow_skip=policy.allow_skip_staging)
-    what = f"{request.model} {request.version}"
-    require(principal, required_action(current, request.to_stage), project.id, what=what)
-    if request.force:
-        require(principal, Action.FORCE_PROMOTION, project.id, what=f"forcing {what}")
     outcome = dict(model=model.name, version=version.version, from_stage=current, to_stage=request.to_stage)
     if kind == "noop":
         return PromotionOutcome(status="noop", model_version_id=version.id, **outcome)
@@ -224,6 +223,26 @@ def _promote(session, principal: Principal, request: PromotionRequest) -> Promot
     )
 
 
+def _authorized_project(session, principal: Principal, request: PromotionRequest, what: str):
+    """The project, after checking the permission for the target stage (and for forcing) before any other
+    lookup or row lock: an unauthorised caller neither learns which models and versions exist nor holds locks.
+    A principal allowed only through project roles learns no more than whether the project exists."""
+    action = required_action(request.to_stage, request.to_stage)
+    org_wide = is_allowed(principal, action)
+    if not org_wide and not principal.project_roles:
+        require(principal, action, what=what)
+    if request.force:
+        require(principal, Action.FORCE_PROMOTION, what=f"forcing {what}")  # organization admins only
+    try:
+        project = q.project_by_slug(session=session, slug=request.project)
+    except NotFound:
+        if not org_wide:
+            require(principal, action, what=what)
+        raise
+    require(principal, action, project.id, what=what)
+    return project
+
+
 def _gate_inputs(session, model_id: uuid.UUID, version: ModelVersion, target: str) -> GateInputs:
     champion = None
     for current in q.production_versions(session=session, model_id=model_id):
@@ -231,6 +250,7 @@ def _gate_inputs(session, model_id: uuid.UUID, version: ModelVersion, target: st
             champion = Champion(version=current.version, metrics=current.performance_metrics or {})
     staging = q.serving_deployments(session=session, version_id=version.id, environment="staging")
     staging_ids = [d.id for d in staging]
+    reports = q.latest_drift_reports(session=session, deployment_ids=staging_ids)
     return GateInputs(
         target_stage=target,
         candidate_metrics=version.performance_metrics or {},
@@ -238,8 +258,9 @@ def _gate_inputs(session, model_id: uuid.UUID, version: ModelVersion, target: st
         hours_in_staging=q.hours_in_current_stage(session=session, version_id=version.id, stage="staging")
         if version.stage == "staging"
         else None,
+        staging_deployments=tuple(d.name for d in staging),
         blocking_alerts=q.unresolved_alerts(session=session, deployment_ids=staging_ids),
-        latest_drift=q.latest_drift_report(session=session, deployment_ids=staging_ids),
+        drift_reports={d.name: reports.get(d.id) for d in staging},
     )
 
 

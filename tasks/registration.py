@@ -20,7 +20,7 @@ from db.session import session_scope
 from services.access import Action, Principal, require
 from services.audit import record_audit, record_refusal
 from services.outbox import emit_event
-from services.storage import open_store, resolve
+from services.storage import open_store, resolve_for_organization
 from tasks.artifact_keys import artifact_key
 from tasks.common import IO_TASK
 from tasks.registry import validate_version
@@ -34,7 +34,7 @@ class RegistrationRequest:
     project: str
     model: str
     version: str
-    artifact: str  # a local file, or an object already in the artifact store (s3://…, file://…)
+    artifact: str  # an object in the organization's part of the artifact store (s3://…, file://…)
     metrics: dict[str, Any] = field(default_factory=dict)
     training_metrics: dict[str, Any] = field(default_factory=dict)
     model_schema: dict[str, Any] = field(default_factory=dict)
@@ -81,30 +81,79 @@ def file_digest(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+REGISTRATION_AREAS = ("models", "uploads")  # where a flow run may take an artifact from: the org's own part
+
+
 def register(principal: Principal, request: RegistrationRequest) -> RegistrationOutcome:
-    """Upload the artifact (content-addressed, so concurrent uploads never clash) and record the version.
+    """Record the version of an artifact already in the store (content-addressed, so concurrent uploads never
+    clash): `request.artifact` must be a URI inside the organization's `models/<org>/` or `uploads/<org>/`.
 
-    Creates the model when new (needs model type and framework; honours the plan's `max_models`). The same
-    version with the same artifact is a no-op; with a different artifact, a Conflict.
+    A flow run never reads a local path: a deployment run's parameters are untrusted, and the worker's disk
+    holds its secrets. `mlops register` uploads a local file first (`stage_local_artifact`). Creates the model
+    when new (needs model type and framework; honours the plan's `max_models`). The same version with the same
+    artifact is a no-op; with a different artifact, a Conflict. A URI outside the organization's part is
+    PermissionDenied, audited.
     """
+    _validate(request)
+    try:
+        store, key = _artifact_in_store(request)
+    except PermissionDenied as exc:
+        _refusal(principal, request, str(exc))
+        raise
+    info = store.stat(key)
+    if info.sha256 is None:
+        raise InvalidInput(f"artifact '{request.artifact}' has no recorded sha256; register it from a local file")
+    size, sha256 = info.size, info.sha256
+    known = _preflight(principal, request, size, sha256)
+    if known is not None:
+        return known
+    return _record(principal, request, store.uri_for(key), size, sha256)
 
+
+def stage_local_artifact(principal: Principal, request: RegistrationRequest, path: Path) -> str:
+    """Upload a local file for `request` (the CLI, on its user's machine) and return its store URI, for the flow
+    run's `artifact`. Checks the request, the permission and the plan first, so a refused registration uploads
+    nothing. Raises InvalidInput, NotFound, PermissionDenied (audited), Conflict."""
+    _validate(request)
+    if not path.is_file():
+        raise InvalidInput(f"artifact '{path}' is not a readable file")
+    size, sha256 = file_digest(path)
+    known = _preflight(principal, request, size, sha256)
+    store = open_store()
+    if known is not None:
+        return known.artifact_uri
+    key = artifact_key(request.organization, request.project, request.model, request.version, sha256, path.name)
+    if not (store.exists(key) and store.stat(key).sha256 == sha256):
+        store.put(key, path)
+    return store.uri_for(key)
+
+
+def _validate(request: RegistrationRequest) -> None:
     validate_version(request.version)
     validate_metrics(request.metrics, "metrics")
     validate_metrics(request.training_metrics, "training metrics")
     if not isinstance(request.model_schema, dict):
         raise InvalidInput("the model schema must be a JSON object")
-    local = None if "://" in request.artifact else Path(request.artifact)
-    if local is not None:
-        if not local.is_file():
-            raise InvalidInput(f"artifact '{request.artifact}' is not a readable file")
-        size, sha256 = file_digest(local)
-    else:
-        store, key = resolve(request.artifact)
-        info = store.stat(key)
-        if info.sha256 is None:
-            raise InvalidInput(f"artifact '{request.artifact}' has no recorded sha256; register it from a local file")
-        size, sha256 = info.size, info.sha256
 
+
+def _artifact_in_store(request: RegistrationRequest) -> tuple[Any, str]:
+    try:
+        return resolve_for_organization(request.artifact, request.organization, areas=REGISTRATION_AREAS)
+    except PermissionDenied:
+        if "://" not in request.artifact:
+            raise PermissionDenied(
+                f"artifact '{request.artifact}' is a local path: a flow run registers only artifact-store URIs "
+                f"under models/{request.organization}/ or uploads/{request.organization}/ "
+                "(`mlops register` uploads a local file first)"
+            ) from None
+        raise
+
+
+def _preflight(
+    principal: Principal, request: RegistrationRequest, size: int, sha256: str
+) -> RegistrationOutcome | None:
+    """Permission, a deleted model, the version already registered (its outcome), a new model's type and plan
+    limit: checked before anything is written or uploaded."""
     try:
         with session_scope(principal.organization_id) as session:
             project = q.project_by_slug(session=session, slug=request.project)
@@ -125,16 +174,12 @@ def register(principal: Principal, request: RegistrationRequest) -> Registration
     except PermissionDenied as exc:
         _refusal(principal, request, str(exc))
         raise
+    return None
 
-    if local is not None:
-        store = open_store()
-        key = artifact_key(request.organization, request.project, request.model, request.version, sha256, local.name)
-        if not (store.exists(key) and store.stat(key).sha256 == sha256):
-            store.put(key, local)
-        artifact_uri = store.uri_for(key)
-    else:
-        artifact_uri = request.artifact
 
+def _record(
+    principal: Principal, request: RegistrationRequest, artifact_uri: str, size: int, sha256: str
+) -> RegistrationOutcome:
     with session_scope(principal.organization_id) as session:
         project = q.project_by_slug(session=session, slug=request.project)
         model, created = _model_for(session, principal, project.id, request)

@@ -25,8 +25,61 @@ SEMVER = re.compile(
     rf"^(?P<major>{_NUM})\.(?P<minor>{_NUM})\.(?P<patch>{_NUM})"
     rf"(?:-(?P<pre>{_PRE}(?:\.{_PRE})*))?(?:\+(?P<build>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
 )
-# Metrics where lower is better, by name (a policy's `greater_is_better` overrides).
-LOWER_IS_BETTER = re.compile(r"(rmse|mse|mae|mape|smape|loss|error|latency|brier|perplexity|wer|cer|fpr|fnr)", re.I)
+# Direction of the common metrics, by exact name (mirrored in the README). Any other metric used as the primary
+# or a guard metric needs `promotion.metric_directions` ({"answer_accuracy": "higher"}): a name is never guessed
+# from a substring (`answer_accuracy`, `cancer_recall`, `lower_bound_auc` would be guessed wrong).
+HIGHER = "higher"
+LOWER = "lower"
+DEFAULT_METRIC_DIRECTIONS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "accuracy",
+            "balanced_accuracy",
+            "auc",
+            "roc_auc",
+            "pr_auc",
+            "average_precision",
+            "precision",
+            "recall",
+            "f1",
+            "f1_score",
+            "specificity",
+            "r2",
+            "ndcg",
+            "map",
+            "mrr",
+            "mcc",
+            "kappa",
+            "throughput_rps",
+        ),
+        HIGHER,
+    ),
+    **dict.fromkeys(
+        (
+            "rmse",
+            "mse",
+            "mae",
+            "mape",
+            "smape",
+            "log_loss",
+            "logloss",
+            "loss",
+            "val_loss",
+            "brier_score",
+            "error_rate",
+            "fpr",
+            "fnr",
+            "perplexity",
+            "wer",
+            "cer",
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "latency_p99_ms",
+            "latency_ms",
+        ),
+        LOWER,
+    ),
+}
 BLOCKING_SEVERITIES = ("critical", "high")
 
 
@@ -83,21 +136,27 @@ class PromotionPolicy:
     """How a model is gated; from `projects.settings["promotion"]`, overridden by `models.metadata["promotion"]`."""
 
     primary_metric: str | None = None
-    greater_is_better: bool | None = None  # None: by the metric's name
+    greater_is_better: bool | None = None  # the primary metric's direction; None: `metric_directions`
     min_absolute_change: float | None = None
     min_relative_change: float | None = None
     threshold: float | None = None  # absolute bound on the primary metric (MLflow's `threshold`)
     required_metrics: tuple[str, ...] = ()
     guard_metrics: Mapping[str, float] = field(default_factory=dict)  # metric -> tolerated worsening
+    metric_directions: Mapping[str, str] = field(default_factory=dict)  # metric -> higher | lower (over defaults)
     min_hours_in_staging: float = 24.0
     blocking_alert_severities: tuple[str, ...] = BLOCKING_SEVERITIES
     require_no_drift: bool = True
+    # Evidence: without it a gate fails, unless the policy says otherwise (and the gate says so).
+    require_staging_deployment: bool = True  # open_alerts and drift need a staging deployment serving it
+    require_drift_report: bool = True  # a drift report of each staging deployment...
+    max_drift_report_age_hours: float = 24.0  # ...whose window ended at most this long ago
     allow_skip_staging: bool = False
     staging_gates: tuple[str, ...] = ("required_metrics",)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["guard_metrics"] = dict(self.guard_metrics)
+        data["metric_directions"] = dict(self.metric_directions)
         return data
 
 
@@ -128,10 +187,14 @@ def promotion_policy(
             threshold=_optional_number(merged, "threshold"),
             required_metrics=tuple(merged.get("required_metrics", ())),
             guard_metrics={str(k): float(v) for k, v in dict(merged.get("guard_metrics", {})).items()},
+            metric_directions={str(k): v for k, v in dict(merged.get("metric_directions", {})).items()},
             min_hours_in_staging=float(merged.get("min_hours_in_staging", 24.0)),
             blocking_alert_severities=tuple(merged.get("blocking_alert_severities", BLOCKING_SEVERITIES)),
-            require_no_drift=bool(merged.get("require_no_drift", True)),
-            allow_skip_staging=bool(merged.get("allow_skip_staging", False)),
+            require_no_drift=_flag(merged, "require_no_drift", True),
+            require_staging_deployment=_flag(merged, "require_staging_deployment", True),
+            require_drift_report=_flag(merged, "require_drift_report", True),
+            max_drift_report_age_hours=float(merged.get("max_drift_report_age_hours", 24.0)),
+            allow_skip_staging=_flag(merged, "allow_skip_staging", False),
             staging_gates=tuple(merged.get("staging_gates", ("required_metrics",))),
         )
     except (TypeError, ValueError) as exc:
@@ -143,14 +206,28 @@ def promotion_policy(
         raise InvalidInput("promotion.min_relative_change must be between 0 and 1")
     if policy.min_absolute_change is not None and policy.min_absolute_change < 0:
         raise InvalidInput("promotion.min_absolute_change must not be negative")
+    if policy.max_drift_report_age_hours <= 0:
+        raise InvalidInput("promotion.max_drift_report_age_hours must be positive")
+    bad = sorted(m for m, d in policy.metric_directions.items() if d not in (HIGHER, LOWER))
+    if bad:
+        raise InvalidInput(f"promotion.metric_directions: {', '.join(bad)} must be 'higher' or 'lower'")
+    for metric in [*([policy.primary_metric] if policy.primary_metric else []), *policy.guard_metrics]:
+        greater_is_better(metric, policy)  # every compared metric has a declared direction
     return policy
 
 
 def greater_is_better(metric: str, policy: PromotionPolicy) -> bool:
-    """Direction of a metric: the policy's for its primary metric, otherwise by name (rmse, loss: lower)."""
+    """Direction of a metric: `greater_is_better` for the primary metric, else `metric_directions`, else the
+    documented defaults (`DEFAULT_METRIC_DIRECTIONS`, exact names). InvalidInput when none declares it."""
     if metric == policy.primary_metric and policy.greater_is_better is not None:
         return policy.greater_is_better
-    return not LOWER_IS_BETTER.search(metric)
+    direction = policy.metric_directions.get(metric) or DEFAULT_METRIC_DIRECTIONS.get(metric)
+    if direction is None:
+        raise InvalidInput(
+            f"direction of metric '{metric}' is unknown: declare it in promotion.metric_directions "
+            f'(e.g. {{"{metric}": "higher"}} or "lower")'
+        )
+    return direction == HIGHER
 
 
 @dataclass(frozen=True)
@@ -181,8 +258,11 @@ class GateInputs:
     candidate_metrics: Mapping[str, Any]
     champion: Champion | None = None
     hours_in_staging: float | None = None  # None: no record of entering staging
+    staging_deployments: Sequence[str] = ()  # names of the staging deployments serving it
     blocking_alerts: Sequence[Mapping[str, Any]] = ()  # unresolved alerts on its staging deployments
-    latest_drift: Mapping[str, Any] | None = None  # {"is_drift_detected": bool, "period_end": ..., ...}
+    # staging deployment name -> its latest drift report ({"is_drift_detected", "age_hours", "period_end",
+    # "incomplete_columns", ...}) or None when it has none
+    drift_reports: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
 
 
 def gates_for(policy: PromotionPolicy, target_stage: str, kind: TransitionKind) -> tuple[str, ...]:
@@ -242,7 +322,7 @@ def _champion_challenger(policy: PromotionPolicy, inputs: GateInputs) -> GateRes
     elif champion is not None and baseline is not None:
         failures.extend(_beats(metric, candidate, baseline, higher, policy, champion.version))
         for guard, tolerance in policy.guard_metrics.items():
-            failures.extend(_guard(guard, tolerance, inputs, champion))
+            failures.extend(_guard(guard, tolerance, policy, inputs, champion))
     observed = {"metric": metric, "candidate": candidate, "champion": baseline}
     if failures:
         return GateResult("champion_challenger", False, "; ".join(failures), observed, _expected(policy, higher))
@@ -283,14 +363,14 @@ def _beats(
     return failures
 
 
-def _guard(metric: str, tolerance: float, inputs: GateInputs, champion: Champion) -> list[str]:
+def _guard(metric: str, tolerance: float, policy: PromotionPolicy, inputs: GateInputs, champion: Champion) -> list[str]:
     candidate = finite_or_none(inputs.candidate_metrics.get(metric))
     baseline = finite_or_none(champion.metrics.get(metric))
     if candidate is None:
         return [f"guard metric '{metric}' missing from the candidate"]
     if baseline is None:
         return []  # nothing to guard against
-    higher = not LOWER_IS_BETTER.search(metric)
+    higher = greater_is_better(metric, policy)
     worse_by = (baseline - candidate) if higher else (candidate - baseline)
     if worse_by > tolerance:
         return [f"guard {metric}={candidate:g} is worse than production's {baseline:g} by more than {tolerance:g}"]
@@ -309,28 +389,65 @@ def _staging_soak(policy: PromotionPolicy, inputs: GateInputs) -> GateResult:
     return GateResult("staging_soak", True, f"{hours:.1f} h in staging (≥ {need:g} h)", round(hours, 2), need)
 
 
+def _no_staging(gate: str, policy: PromotionPolicy) -> GateResult:
+    if policy.require_staging_deployment:
+        detail = "no evidence: no staging deployment serves it (the policy's require_staging_deployment)"
+        return GateResult(gate, False, detail, None, "a staging deployment")
+    detail = "no staging deployment serves it; the policy does not require one (require_staging_deployment: false)"
+    return GateResult(gate, True, detail)
+
+
 def _open_alerts(policy: PromotionPolicy, inputs: GateInputs) -> GateResult:
+    if not inputs.staging_deployments:
+        return _no_staging("open_alerts", policy)
     blocking = [a for a in inputs.blocking_alerts if a.get("severity") in policy.blocking_alert_severities]
     if blocking:
         titles = "; ".join(f"{a.get('severity')}: {a.get('title')}" for a in blocking)
         return GateResult(
             "open_alerts", False, f"unresolved alert(s) on its staging deployment: {titles}", len(blocking), 0
         )
-    return GateResult("open_alerts", True, "no unresolved critical/high alert on its staging deployment", 0, 0)
+    severities = "/".join(policy.blocking_alert_severities) or "blocking"
+    where = ", ".join(inputs.staging_deployments)
+    return GateResult(
+        "open_alerts", True, f"no unresolved {severities} alert on its staging deployment ({where})", 0, 0
+    )
 
 
 def _drift(policy: PromotionPolicy, inputs: GateInputs) -> GateResult:
-    report = inputs.latest_drift
+    """Each staging deployment's latest report must be fresh, complete and show no drift. A missing, stale or
+    incomplete report is no evidence: it fails unless the policy's `require_drift_report` is false."""
     if not policy.require_no_drift:
-        return GateResult("drift", True, "drift gate disabled")
-    if report is None:
-        return GateResult("drift", True, "no drift report for its staging deployment")
-    if report.get("is_drift_detected"):
-        return GateResult(
-            "drift", False, f"latest drift report (to {report.get('period_end')}) detected drift",
-            report.get("drift_score"), "no drift",
-        )  # fmt: skip
-    return GateResult("drift", True, f"latest drift report (to {report.get('period_end')}) shows no drift")
+        return GateResult("drift", True, "drift gate disabled (require_no_drift: false)")
+    if not inputs.staging_deployments:
+        return _no_staging("drift", policy)
+    max_age = policy.max_drift_report_age_hours
+    failures, missing, fine = [], [], []
+    for name in inputs.staging_deployments:
+        report = inputs.drift_reports.get(name)
+        if report is None:
+            missing.append(f"no drift report for staging deployment {name}")
+            continue
+        age = report.get("age_hours")
+        if report.get("is_drift_detected"):
+            failures.append(f"latest drift report of {name} (to {report.get('period_end')}) detected drift")
+        elif report.get("incomplete_columns"):
+            untested = ", ".join(report["incomplete_columns"])
+            missing.append(f"latest drift report of {name} is incomplete (untested: {untested})")
+        elif age is None:
+            missing.append(f"latest drift report of {name} has no window end")
+        elif age > max_age:
+            missing.append(f"latest drift report of {name} ended {age:.1f} h ago, older than {max_age:g} h")
+        else:
+            fine.append(f"{name}: no drift in the report ending {age:.1f} h ago")
+    if failures:
+        return GateResult("drift", False, "; ".join(failures + missing), len(failures), "no drift")
+    if missing and policy.require_drift_report:
+        detail = "no evidence: " + "; ".join(missing) + " (the policy's require_drift_report)"
+        return GateResult("drift", False, detail, None, f"a complete report ≤ {max_age:g} h old")
+    if missing:
+        detail = "; ".join(fine + missing) + "; the policy does not require a report (require_drift_report: false)"
+        return GateResult("drift", True, detail)
+    return GateResult("drift", True, "; ".join(fine))
 
 
 def _expected(policy: PromotionPolicy, higher: bool) -> dict[str, Any]:
@@ -349,6 +466,13 @@ def _optional_number(data: Mapping[str, Any], key: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput(f"promotion.{key} must be a number")
     return float(value)
+
+
+def _flag(data: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"promotion.{key} must be true or false")
+    return value
 
 
 def _optional_bool(data: Mapping[str, Any], key: str) -> bool | None:

@@ -276,14 +276,14 @@ def list_retention_plans(organization: str | None) -> list[OrgPlan]:
 
 # No task-level retry: a step that failed after its own retries is reported, and the next daily run resumes it.
 @task(name="authenticate-retention-run", **IO_TASK)
-def authenticate_retention_run(organization: str | None, actor: str | None) -> Any:
+def authenticate_retention_run(organization: str | None, actor: str | None, on_demand: bool = False) -> Any:
     """The user or API key running retention on demand (in one organization), or None for the system."""
     from core.errors import PermissionDenied
-    from services.auth import api_key_from_env, on_demand_principal
+    from services.auth import on_demand_principal
 
-    if not organization and (actor or api_key_from_env()):
+    if not organization and (actor or on_demand):
         raise InvalidInput("an on-demand retention run names its organization (--org): users act in one")
-    principal = on_demand_principal(organization, actor)
+    principal = on_demand_principal(organization, actor, on_demand)
     if principal is not None and principal.organization_slug != organization:
         raise PermissionDenied(f"{principal.display} does not belong to organization '{organization}'")
     return principal
@@ -295,8 +295,14 @@ def authorize_retention_run(principal: Any, organization: str) -> None:
     from services.access import Action
     from services.audit import authorize
 
-    authorize(principal, Action.RETENTION_RUN, what=f"retention of {organization}", audit_action="retention.enforce",
-              resource_type="organization", resource_id=principal.organization_id)
+    authorize(
+        principal,
+        Action.RETENTION_RUN,
+        what=f"retention of {organization}",
+        audit_action="retention.enforce",
+        resource_type="organization",
+        resource_id=principal.organization_id,
+    )
 
 
 @task(name="enforce-organization-retention", task_run_name="retention-{plan.slug}")

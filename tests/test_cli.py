@@ -90,8 +90,17 @@ class TestPromoteFromCi:
         assert message in one_line_error(result)
 
     def test_exit_3_for_a_user_of_another_organization_or_a_viewer(self, seeded):
-        viewer = mlops(seeded, "promote", MODEL, "1.3.0", "--to", "staging", "--as", "viewer@acme.example")
-        assert viewer.returncode in (2, 3)
+        denied = "SELECT count(*) FROM audit_logs WHERE action = 'model_version.promote.denied'"
+        before = scalar(seeded, denied)
+        stage = scalar(seeded, "SELECT stage FROM model_versions WHERE version = '1.0.0'")
+        viewer = mlops(seeded, "promote", MODEL, "1.0.0", "--to", "archived", "--as", "viewer@acme.example")
+        assert viewer.returncode == 3
+        assert "may not model.archive" in one_line_error(viewer)
+        assert scalar(seeded, denied) == before + 1  # the refusal leaves one audit row
+        assert scalar(seeded, "SELECT stage FROM model_versions WHERE version = '1.0.0'") == stage
+        # refused before any lookup: a version that does not exist is not revealed to someone who may not promote
+        ghost = mlops(seeded, "promote", MODEL, "9.9.9", "--to", "staging", "--as", "viewer@acme.example")
+        assert ghost.returncode == 3 and "may not model.promote.staging" in one_line_error(ghost)
         stranger = mlops(seeded, "keys", "list", "--org", "acme", "--as", "nobody@else.example")
         assert stranger.returncode == 2 and "unknown user" in one_line_error(stranger)
 
@@ -210,6 +219,33 @@ class TestDrift:
         assert body["dataset_drift"] and {c["column"] for c in body["columns"] if c["drifted"]} >= {"amount"}
         same = mlops(seeded, "drift", "compare", str(tmp_path / "ref.parquet"), str(tmp_path / "ref.parquet"))
         assert same.returncode == 0 and "dataset drift: no" in same.stdout
+
+    def test_a_deployment_that_could_not_be_analysed_exits_1_after_printing_every_outcome(self, seeded):
+        from pathlib import Path
+
+        reference = Path(
+            seeded["MLOPS_HOME"], "artifacts/mlops/datasets/acme/fraud-detection/fraud-api-prod/reference.parquet"
+        )
+        hidden = reference.with_name("hidden.parquet")
+        reference.rename(hidden)
+        try:
+            result = mlops(
+                seeded,
+                "drift",
+                "--org",
+                "acme",
+                "--as",
+                "dev@acme.example",
+                "--start",
+                "2026-11-24T09:00:00Z",
+                "--end",
+                "2026-11-24T10:00:00Z",
+            )
+        finally:
+            hidden.rename(reference)
+        assert result.returncode == 1
+        assert "fraud-api-prod (production): failed: reference dataset" in result.stdout
+        assert result.stderr.strip().splitlines()[-1].endswith(" deployment(s) could not be analysed")
 
 
 class TestInvitations:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from demo.rollout import run_rollout_demo, start_demo_platform
+from demo.run import staging_drift_evidence
 from demo.seed import ADMIN, DEVELOPER, MODEL, ORG, PROJECT, seed_demo
 from flows.promotion import promote_model
 from flows.runtime import run_flow
@@ -20,6 +21,7 @@ def test_demo_rolls_out_in_steps_then_reverts_a_failed_forced_promotion(
     seed_demo()
     lines: list[str] = []
     platform = start_demo_platform(lines.append)
+    staging_drift_evidence(lines.append)  # the drift gate's evidence, as `make demo` makes it
     common = dict(orchestrate=True, organization=ORG, project=PROJECT, model=MODEL)
     result = run_flow(promote_model, **common, version="1.1.0", to_stage="production", reason="demo", actor=ADMIN)
     assert result["rollout"].startswith("rolled out to 1 deployment(s)")

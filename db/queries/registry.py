@@ -31,10 +31,14 @@ def project_by_slug(*, session: Session, slug: str) -> Project:
 
 
 def model_by_name(*, session: Session, project_id: uuid.UUID, name: str, lock: bool = False) -> Model:
-    """The live model `name` of the project, optionally locked FOR UPDATE; NotFound otherwise."""
+    """The live model `name` of the project, optionally locked; NotFound otherwise.
+
+    The lock is FOR NO KEY UPDATE: it serialises changes to the model (promotions) but not inserts that
+    only reference it (a new version's foreign key takes KEY SHARE), so registering never waits on a promotion.
+    """
     query = select(Model).where(Model.project_id == project_id, Model.name == name)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)
     model = session.scalar(query)
     if model is None:
         raise NotFound(f"unknown model '{name}'")
@@ -49,10 +53,10 @@ def find_model(*, session: Session, project_id: uuid.UUID, name: str) -> Model |
 
 
 def version_by_name(*, session: Session, model: Model, version: str, lock: bool = False) -> ModelVersion:
-    """The live version of `model`; NotFound for an unknown or deleted one."""
+    """The live version of `model` (optionally locked FOR NO KEY UPDATE); NotFound for an unknown or deleted one."""
     query = select(ModelVersion).where(ModelVersion.model_id == model.id, ModelVersion.version == version)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)
     found = session.scalar(query)
     if found is None:
         raise NotFound(f"model '{model.name}' has no version '{version}'")
@@ -134,23 +138,37 @@ def unresolved_alerts(*, session: Session, deployment_ids: list[uuid.UUID]) -> l
     return [dict(r._mapping) for r in rows]
 
 
-def latest_drift_report(*, session: Session, deployment_ids: list[uuid.UUID]) -> dict[str, Any] | None:
-    """The most recent drift report over the deployments, or None."""
+def latest_drift_reports(*, session: Session, deployment_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """Each deployment's latest drift report (by window end): verdict, window end, its age in hours and the
+    columns that could not be tested (`incomplete_columns`, empty for a complete report)."""
     if not deployment_ids:
-        return None
-    row = session.execute(
+        return {}
+    rows = session.execute(
         select(
-            DataDriftReport.id,
             DataDriftReport.deployment_id,
+            DataDriftReport.id,
             DataDriftReport.is_drift_detected,
             DataDriftReport.drift_score,
             DataDriftReport.period_end,
+            (func.extract("epoch", func.now() - DataDriftReport.period_end) / 3600.0).label("age_hours"),
+            DataDriftReport.report_data["status"].astext.label("status"),
+            DataDriftReport.report_data["errors"].label("errors"),
         )
         .where(DataDriftReport.deployment_id.in_(deployment_ids))
-        .order_by(DataDriftReport.period_end.desc())
-        .limit(1)
-    ).one_or_none()
-    return dict(row._mapping) if row else None
+        .distinct(DataDriftReport.deployment_id)
+        .order_by(DataDriftReport.deployment_id, DataDriftReport.period_end.desc())
+    )
+    reports = {}
+    for row in rows:
+        report = dict(row._mapping)
+        errors = report.pop("errors") or {}
+        untested = sorted(errors) if isinstance(errors, dict) else []
+        if report.pop("status") == "incomplete" and not untested:
+            untested = ["(unknown)"]
+        report["incomplete_columns"] = untested
+        report["age_hours"] = float(report["age_hours"]) if report["age_hours"] is not None else None
+        reports[report["deployment_id"]] = report
+    return reports
 
 
 def record_transition(
@@ -180,8 +198,9 @@ def record_transition(
         forced=forced,
         gate_results=gate_results or [],
     )
-    if at is not None:
-        values["created_at"] = at
+    # the time the row is written, under the model's lock (not `now()`, the transaction's start): concurrent
+    # promotions that waited for the lock get their history in the order they really happened
+    values["created_at"] = at if at is not None else func.clock_timestamp()
     row = ModelStageTransition(**values)
     session.add(row)
     session.flush()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from core.errors import InvalidInput, MlopsError
+from core.errors import InvalidInput, MlopsError, PartialFailure
 from mlops.cli.common import (
     AsOption,
     JsonOption,
@@ -51,15 +51,21 @@ def drift(
 
     if not has_identity(as_email):
         raise InvalidInput("no identity: set MLOPS_API_KEY, or pass --as EMAIL (MLOPS_AS); schedules run as the system")
-    summary = run_flow(
-        detect_drift,
-        organization=organization,
-        deployment=deployment,
-        environment=environment,
-        start=parse_datetime(start, "--start") if start else None,
-        end=parse_datetime(end, "--end") if end else None,
-        actor=as_email,
-    )
+    try:
+        summary = run_flow(
+            detect_drift,
+            organization=organization,
+            deployment=deployment,
+            environment=environment,
+            start=parse_datetime(start, "--start") if start else None,
+            end=parse_datetime(end, "--end") if end else None,
+            actor=as_email,
+            on_demand=True,  # as the caller (MLOPS_API_KEY or --as), never as the scheduler
+        )
+    except PartialFailure as failure:  # some deployment failed: show every outcome, then exit 1
+        summary = failure.summary
+        if not summary:
+            raise
     if as_json:
         echo_json(summary)
     else:

@@ -20,7 +20,9 @@ from mlops.cli.common import (
 def register(
     model_ref: Annotated[str, typer.Argument(metavar="ORG/PROJECT/MODEL")],
     version: Annotated[str, typer.Argument(help="Semantic version, e.g. 1.3.0.")],
-    artifact: Annotated[str, typer.Option("--artifact", help="Trained artifact: a local file or store URI.")],
+    artifact: Annotated[
+        str, typer.Option("--artifact", help="Trained artifact: a local file (uploaded first) or a store URI.")
+    ],
     metrics: Annotated[str | None, typer.Option("--metrics", help="JSON file of performance metrics.")] = None,
     schema: Annotated[str | None, typer.Option("--schema", help="JSON file of the input/output schema.")] = None,
     requirements: Annotated[str | None, typer.Option("--requirements", help="pip freeze output file.")] = None,
@@ -32,18 +34,16 @@ def register(
     as_json: JsonOption = False,
 ) -> None:
     """Register a trained version in development (runs flow register-model-version)."""
-    from flows.registration import register_model_version
+    from flows.registration import register_model_version, upload_local_artifact
     from flows.runtime import run_flow
     from tasks.registry import parse_model_ref
 
     org, project, model = parse_model_ref(model_ref)
-    result = run_flow(
-        register_model_version,
+    params = dict(
         organization=org,
         project=project,
         model=model,
         version=version,
-        artifact=artifact,
         metrics=read_json(metrics, "--metrics") if metrics else {},
         model_schema=read_json(schema, "--schema") if schema else {},
         requirements=read_text(requirements, "--requirements") if requirements else None,
@@ -51,8 +51,10 @@ def register(
         model_type=model_type,
         framework=framework,
         task_type=task_type,
-        actor=as_email,
     )
+    if "://" not in artifact:  # a local file on this machine: upload it here; the flow run reads only the store
+        artifact = upload_local_artifact(artifact, actor=as_email, **params)
+    result = run_flow(register_model_version, artifact=artifact, actor=as_email, **params)
     if as_json:
         echo_json(result)
         return

@@ -32,7 +32,12 @@ def retention(
     from flows.runtime import run_flow
 
     summary = run_flow(
-        enforce_retention, organization=organization, dry_run=dry_run, batch_size=batch_size, actor=as_email
+        enforce_retention,
+        organization=organization,
+        dry_run=dry_run,
+        batch_size=batch_size,
+        actor=as_email,
+        on_demand=has_identity(as_email),  # with --as or MLOPS_API_KEY: as the caller; without: as the system
     )
     if as_json:
         echo_json(summary)

@@ -37,18 +37,28 @@ from services.storage.keys import DEFAULT_BUCKET, MAX_KEY_BYTES, Data, ObjectInf
 from services.storage.local import LocalArtifactStore
 from services.storage.s3 import S3ArtifactStore
 from services.storage.store import ArtifactStore
-from services.storage.uri import default_artifact_uri, open_store, resolve
+from services.storage.uri import (
+    TENANT_AREAS,
+    allowed_uris,
+    default_artifact_uri,
+    open_store,
+    resolve,
+    resolve_for_organization,
+)
 
 __all__ = [
     "DEFAULT_BUCKET",
     "MAX_KEY_BYTES",
+    "TENANT_AREAS",
     "ArtifactStore",
     "Data",
     "LocalArtifactStore",
     "ObjectInfo",
     "S3ArtifactStore",
+    "allowed_uris",
     "default_artifact_uri",
     "open_store",
     "resolve",
+    "resolve_for_organization",
     "validate_key",
 ]

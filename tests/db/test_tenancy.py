@@ -167,18 +167,20 @@ class TestWrites:
         self._fails(conn, "DELETE FROM audit_logs WHERE id = :id", id=a["audit"])
         self._fails(conn, "UPDATE audit_logs SET action = 'x' WHERE id = :id", id=a["audit"])
 
-    def test_scope_is_transaction_local(self, engine, tenants):
-        a, _, _ = tenants
-        # the SAME connection: the scope set in one transaction must be gone in the next (a pooled connection
-        # handed to another organization's task must not carry the previous organization or role)
-        with engine.connect() as connection:
-            with connection.begin():
-                act_as(connection, a["org"])
-                assert connection.execute(text("SELECT current_user")).scalar() == "mlops_app"
-                assert connection.execute(text("SELECT mlops_current_org()")).scalar() == a["org"]
-            with connection.begin():
-                assert connection.execute(text("SELECT current_setting('app.organization_id', true)")).scalar() in (
-                    None,
-                    "",
-                )
-                assert connection.execute(text("SELECT current_user")).scalar() != "mlops_app"
+    def test_scope_is_transaction_local(self, fresh_db):
+        """The application's own `session_scope`, then the SAME pooled connection outside any scope: the role and
+        organization set in one transaction must be gone (a pooled connection handed to another organization's
+        task must not carry them). Fails if the scope were set for the session (`set_config(..., false)`)."""
+        import uuid
+
+        from db.session import get_engine, session_scope
+
+        org = uuid.uuid4()
+        with session_scope(org) as session:
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar()
+            assert session.execute(text("SELECT current_user")).scalar() == "mlops_app"
+            assert session.execute(text("SELECT mlops_current_org()")).scalar() == org
+        with get_engine().connect() as connection:
+            assert connection.execute(text("SELECT pg_backend_pid()")).scalar() == pid  # the same connection
+            assert connection.execute(text("SELECT current_setting('app.organization_id', true)")).scalar() in (None, "")
+            assert connection.execute(text("SELECT current_user")).scalar() == "mlops_login"

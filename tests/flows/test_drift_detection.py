@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.errors import InvalidInput, NotFound, PartialFailure, PermissionDenied
 from flows.drift_detection import detect_drift
 from flows.runtime import run_flow
 from services.storage import open_store
@@ -62,7 +62,7 @@ def setup(tenants_db, tmp_path, monkeypatch):
     store = open_store()
     reference = put_parquet(store, "datasets/alpha/reference.parquet", frame(3000, 1))
     for env, shift in (("production", 0.8), ("staging", 0.0)):
-        prefix = f"logs/alpha/{env}"
+        prefix = f"inference-logs/alpha/{env}"
         log_inputs(store, prefix, frame(1200, 2 if env == "production" else 3, shift))
         configure(db, alpha[f"deployment_{env}"], reference_uri=reference, inputs_uri=store.uri_for(prefix),
                   column_types={"channel": "cat"})  # fmt: skip
@@ -73,6 +73,13 @@ def setup(tenants_db, tmp_path, monkeypatch):
 
 def run(**params):
     return run_flow(detect_drift, orchestrate=False, organization="alpha", start=START, end=END, **params)
+
+
+def run_failing(**params):
+    """A run where a deployment fails: the others are analysed, then the run fails carrying its summary."""
+    with pytest.raises(PartialFailure) as caught:
+        run(**params)
+    return caught.value.summary
 
 
 class TestReports:
@@ -109,7 +116,9 @@ class TestReports:
         db, store, alpha, _ = setup
         run()
         first = db.one("SELECT id FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_production"])
-        log_inputs(store, "logs/alpha/production", frame(600, 9, 0.8), name="part-1.parquet")  # late-arriving logs
+        log_inputs(
+            store, "inference-logs/alpha/production", frame(600, 9, 0.8), name="part-1.parquet"
+        )  # late-arriving logs
         run()
         rows = db.all(
             "SELECT id, report_data FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_production"]
@@ -144,7 +153,12 @@ class TestAlerts:
         assert db.one("SELECT count(*) FROM notification_events WHERE event_type = 'data_drift.detected'") == 1
         later_start, later_end = START + timedelta(hours=1), END + timedelta(hours=1)
         log_inputs(
-            store, "logs/alpha/production", frame(1200, 5, 0.8), start=later_start, end=later_end, name="p2.parquet"
+            store,
+            "inference-logs/alpha/production",
+            frame(1200, 5, 0.8),
+            start=later_start,
+            end=later_end,
+            name="p2.parquet",
         )
         run_flow(detect_drift, orchestrate=False, organization="alpha", start=later_start, end=later_end)
         assert db.one("SELECT count(*) FROM alerts WHERE alert_type = 'data_drift'") == 1  # updated, not duplicated
@@ -164,9 +178,12 @@ class TestFaults:
     def test_missing_reference_fails_that_deployment_only_and_writes_nothing_for_it(self, setup):
         db, store, alpha, _ = setup
         config = db.one("SELECT deployment_config FROM deployments WHERE id = :d", d=alpha["deployment_production"])
-        configure(db, alpha["deployment_production"], **{**config["monitoring"]["drift"],
-                                                           "reference_uri": store.uri_for("datasets/nope.parquet")})  # fmt: skip
-        summary = run()
+        configure(
+            db,
+            alpha["deployment_production"],
+            **{**config["monitoring"]["drift"], "reference_uri": store.uri_for("datasets/alpha/nope.parquet")},
+        )
+        summary = run_failing()
         failed = [o for o in summary["outcomes"] if o["status"] == "failed"]
         assert (
             len(failed) == 1
@@ -202,7 +219,7 @@ class TestFaults:
 
         monkeypatch.setattr(module, "read_uri", flaky)
         monkeypatch.setattr(module.detect_deployment_drift, "retry_delay_seconds", [0])
-        summary = run()
+        summary = run_failing()
         assert len(attempts) == 4  # the first try and three retries
         outcomes = {o["deployment"].split("/")[-1]: o for o in summary["outcomes"]}
         failed = outcomes["fraud-api-production (production)"]
@@ -223,8 +240,8 @@ class TestFaults:
 
     def test_unreadable_file_fails_clearly(self, setup):
         db, store, alpha, _ = setup
-        store.put(f"logs/alpha/staging/date={START:%Y-%m-%d}/broken.parquet", b"this is not parquet")
-        summary = run()
+        store.put(f"inference-logs/alpha/staging/date={START:%Y-%m-%d}/broken.parquet", b"this is not parquet")
+        summary = run_failing()
         (failed,) = [o for o in summary["outcomes"] if o["status"] == "failed"]
         assert "unreadable dataset" in failed["message"] and "broken.parquet" in failed["message"]
         assert db.one("SELECT count(*) FROM data_drift_reports") == 1
@@ -232,20 +249,39 @@ class TestFaults:
     def test_missing_column_and_all_nan_column_are_reported_per_column(self, setup):
         db, store, alpha, _ = setup
         data = frame(1200, 3).drop(columns=["channel"]).assign(age=np.nan)
-        store.delete([f"logs/alpha/staging/date={START:%Y-%m-%d}/part-0.parquet"])
-        log_inputs(store, "logs/alpha/staging", data)
+        store.delete([f"inference-logs/alpha/staging/date={START:%Y-%m-%d}/part-0.parquet"])
+        log_inputs(store, "inference-logs/alpha/staging", data)
         run()
         report = db.all("SELECT feature_drift, report_data FROM data_drift_reports WHERE deployment_id = :d",
                         d=alpha["deployment_staging"])[0]  # fmt: skip
         assert "missing in current" in report["feature_drift"]["channel"]["error"]
         assert report["feature_drift"]["age"]["error"] and not report["feature_drift"]["age"]["drifted"]
         assert set(report["report_data"]["errors"]) == {"channel", "age"}
+        assert report["report_data"]["status"] == "incomplete"
+
+    def test_a_report_whose_columns_all_errored_is_incomplete_never_no_drift(self, setup):
+        db, store, alpha, _ = setup
+        store.delete([f"inference-logs/alpha/staging/date={START:%Y-%m-%d}/part-0.parquet"])
+        log_inputs(
+            store,
+            "inference-logs/alpha/staging",
+            frame(1200, 3).assign(amount=np.nan, age=np.nan).drop(columns=["merchant", "channel"]),
+        )
+        summary = run()
+        (outcome,) = [o for o in summary["outcomes"] if o["deployment"].endswith("(staging)")]
+        assert outcome["status"] == "incomplete" and "no drift" not in outcome["message"]
+        assert outcome["message"].startswith("incomplete: 4 of 4 columns could not be tested")
+        assert summary["incomplete"] == 1
+        report = db.one(
+            "SELECT report_data FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_staging"]
+        )
+        assert report["status"] == "incomplete"
 
     def test_identifier_and_text_columns_are_left_out_like_evidently_does(self, setup):
         db, store, alpha, _ = setup
         data = frame(1200, 3).assign(request_id=[f"req-{i}" for i in range(1200)])
-        store.delete([f"logs/alpha/staging/date={START:%Y-%m-%d}/part-0.parquet"])
-        log_inputs(store, "logs/alpha/staging", data)
+        store.delete([f"inference-logs/alpha/staging/date={START:%Y-%m-%d}/part-0.parquet"])
+        log_inputs(store, "inference-logs/alpha/staging", data)
         summary = run()
         assert summary["failed"] == 0
         features = db.one(
@@ -258,7 +294,7 @@ class TestFaults:
         configure(
             db, alpha["deployment_staging"], reference_uri="x", inputs_uri="y", per_column={"a": {"method": "mean"}}
         )
-        summary = run()
+        summary = run_failing()
         (failed,) = [o for o in summary["outcomes"] if o["status"] == "failed"]
         assert "per_column.a.method must be one of" in failed["message"]
 
@@ -268,6 +304,114 @@ class TestFaults:
         summary = run_flow(detect_drift, orchestrate=False, start=START, end=END)
         assert summary["deployments"] == 0
         assert "skipped organization 'alpha': subscription is suspended" in summary["skipped_organizations"]
+
+
+class TestTenantSuppliedUris:
+    """`reference_uri`/`inputs_uri` come from the tenant's deployment configuration: only its own data."""
+
+    def point_at(self, db, store, alpha, **uris):
+        config = db.one("SELECT deployment_config FROM deployments WHERE id = :d", d=alpha["deployment_production"])
+        configure(db, alpha["deployment_production"], **{**config["monitoring"]["drift"], **uris})
+
+    def assert_refused(self, db, alpha, summary, key: str):
+        outcomes = {o["deployment"].split("/")[-1]: o for o in summary["outcomes"]}
+        refused = outcomes["fraud-api-production (production)"]
+        assert refused["status"] == "failed" and refused["message"].startswith(f"monitoring.drift.{key}: ")
+        assert "outside organization 'alpha'" in refused["message"] and "\n" not in refused["message"]
+        assert outcomes["fraud-api-staging (staging)"]["status"] == "reported"
+        assert (
+            db.one("SELECT count(*) FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_production"])
+            == 0
+        )
+        (audit,) = db.all("SELECT resource_id, details FROM audit_logs WHERE action = 'data_drift_report.read.denied'")
+        assert audit["resource_id"] == alpha["deployment_production"] and key in audit["details"]["reason"]
+
+    def test_another_organizations_reference_is_refused_and_audited(self, setup):
+        db, store, alpha, _ = setup
+        theirs = put_parquet(store, "datasets/beta/secret-reference.parquet", frame(3000, 7))
+        self.assert_refused(db, alpha, run_with_failures(self, db, store, alpha, reference_uri=theirs), "reference_uri")
+
+    def test_another_organizations_logged_inputs_are_refused(self, setup):
+        db, store, alpha, _ = setup
+        log_inputs(store, "inference-logs/beta/prod", frame(1200, 8))
+        theirs = store.uri_for("inference-logs/beta/prod")
+        self.assert_refused(db, alpha, run_with_failures(self, db, store, alpha, inputs_uri=theirs), "inputs_uri")
+
+    def test_a_path_on_the_workers_disk_is_refused(self, setup, tmp_path):
+        db, store, alpha, _ = setup
+        local = tmp_path / "reference.parquet"
+        frame(3000, 1).to_parquet(local)
+        self.assert_refused(
+            db, alpha, run_with_failures(self, db, store, alpha, reference_uri=str(local)), "reference_uri"
+        )
+
+    def test_tasks_get_the_drift_keys_only_never_the_whole_deployment_config(self, setup):
+        db, _, alpha, _ = setup
+        from tasks.drift_detection import list_targets
+
+        db.run(
+            "UPDATE deployments SET deployment_config = deployment_config || "
+            '\'{"serving": {"token": "s3cr3t-token"}}\'::jsonb WHERE id = :d',
+            d=alpha["deployment_production"],
+        )
+        targets, _ = list_targets.fn("alpha", None, None)
+        assert targets and all("s3cr3t" not in repr(t) for t in targets)
+        assert all(set(t.drift) <= {"reference_uri", "inputs_uri", "column_types"} for t in targets)
+
+
+def run_with_failures(case, db, store, alpha, **uris):
+    case.point_at(db, store, alpha, **uris)
+    return run_failing()
+
+
+class TestWithAnApiKeyInTheWorkersEnvironment:
+    """The README's worker set-up carries MLOPS_API_KEY (one organization's key, maybe without drift:run)."""
+
+    @pytest.fixture
+    def with_key(self, setup, monkeypatch):
+        db, store, alpha, beta = setup
+        from services import apikeys
+        from services.auth import resolve_principal
+
+        reference = put_parquet(store, "datasets/beta/reference.parquet", frame(3000, 1))
+        log_inputs(store, "inference-logs/beta/prod", frame(1200, 4))
+        configure(
+            db,
+            beta["deployment_production"],
+            reference_uri=reference,
+            inputs_uri=store.uri_for("inference-logs/beta/prod"),
+        )
+        admin = resolve_principal(organization="alpha", as_email="admin@alpha.example")
+
+        def key(*scopes: str) -> str:
+            plaintext, _ = apikeys.create_key(
+                admin, user_email="developer@alpha.example", name=f"k-{uuid.uuid4().hex[:6]}", scopes=list(scopes)
+            )
+            return plaintext
+
+        monkeypatch.setenv("MLOPS_API_KEY", key("models:read"))
+        return db, alpha, beta, key, monkeypatch
+
+    def test_the_schedule_acts_as_the_system_for_every_organization(self, with_key):
+        db, alpha, beta, _, _ = with_key
+        summary = run_flow(detect_drift, orchestrate=False, start=START, end=END)  # as the schedule runs it
+        assert summary["deployments"] == 3 and summary["failed"] == 0
+        rows = db.all(
+            "SELECT organization_id, user_id, api_key_id FROM audit_logs WHERE action = 'data_drift_report.write'"
+        )
+        assert {r["organization_id"] for r in rows} == {alpha["org"], beta["org"]}
+        assert all(r["user_id"] is None and r["api_key_id"] is None for r in rows)
+
+    def test_on_demand_acts_as_the_key_and_needs_drift_run(self, with_key):
+        db, alpha, _, key, monkeypatch = with_key
+        with pytest.raises(PermissionDenied, match="lacks scope 'drift:run'"):
+            run(on_demand=True)
+        assert db.one("SELECT count(*) FROM data_drift_reports") == 0
+        monkeypatch.setenv("MLOPS_API_KEY", key("drift:run"))
+        summary = run(on_demand=True)
+        assert summary["deployments"] == 2
+        rows = db.all("SELECT user_id, api_key_id FROM audit_logs WHERE action = 'data_drift_report.write'")
+        assert len(rows) == 2 and all(r["user_id"] == alpha["developer"] and r["api_key_id"] for r in rows)
 
 
 class TestSelectionAndAccess:
@@ -310,9 +454,14 @@ class TestS3Backend:
         monkeypatch.setenv("MLOPS_ARTIFACT_URI", f"s3://{s3_env.bucket}/t-{uuid.uuid4().hex[:8]}")
         db = Db(url)
         store = open_store()
-        reference = put_parquet(store, "datasets/reference.parquet", frame(3000, 1))
-        log_inputs(store, "logs/prod", frame(1200, 2, 0.8))
-        configure(db, alpha["deployment_production"], reference_uri=reference, inputs_uri=store.uri_for("logs/prod"))
+        reference = put_parquet(store, "datasets/alpha/reference.parquet", frame(3000, 1))
+        log_inputs(store, "inference-logs/alpha/prod", frame(1200, 2, 0.8))
+        configure(
+            db,
+            alpha["deployment_production"],
+            reference_uri=reference,
+            inputs_uri=store.uri_for("inference-logs/alpha/prod"),
+        )
         summary = run_flow(detect_drift, orchestrate=False, deployment="alpha/fraud/fraud-api-production",
                            environment="production", start=START, end=END)  # fmt: skip
         (outcome,) = summary["outcomes"]
@@ -334,6 +483,29 @@ class TestPrefectRun:
         with get_client(sync_client=True) as client:
             keys = {a.key for a in client.read_artifacts()}
         assert {"drift-alpha-fraud-fraud-api-production-production", "drift-summary"} <= keys
+
+
+class TestFailedRunsAreLoud:
+    def test_a_failed_deployment_fails_the_prefect_flow_run_after_the_others(self, setup, prefect_harness):
+        db, store, alpha, _ = setup
+        config = db.one("SELECT deployment_config FROM deployments WHERE id = :d", d=alpha["deployment_production"])
+        configure(
+            db,
+            alpha["deployment_production"],
+            **{**config["monitoring"]["drift"], "reference_uri": store.uri_for("datasets/alpha/gone.parquet")},
+        )
+        with pytest.raises(PartialFailure, match="1 of 2 deployment"):
+            detect_drift(organization="alpha", start=START, end=END)
+        assert (
+            db.one("SELECT count(*) FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_staging"])
+            == 1
+        )
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        with get_client(sync_client=True) as client:
+            (latest,) = client.read_flow_runs(sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1)
+        assert latest.state.is_failed()  # so Prefect notifies and `prefect deployment run --watch` exits non-zero
 
 
 class TestPureRules:

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from core.errors import Conflict, GateRejected, InvalidInput, NotFound, PermissionDenied
 from flows.promotion import promote_model
@@ -55,11 +56,11 @@ class TestTransitions:
         outcome = promote(who(), request(reason="better auc"))
         assert outcome.status == "promoted" and outcome.archived_versions == ["1.0.0"]
         assert db.stages() == {"1.0.0": "archived", "1.1.0": "production", "1.2.0": "development"}
-        moves = db.all("SELECT v.version, t.from_stage, t.to_stage, t.reason, t.created_at FROM model_stage_transitions t "
+        moves = db.all("SELECT v.version, t.from_stage, t.to_stage, t.reason, t.xmin::text AS tx FROM model_stage_transitions t "
                        "JOIN model_versions v ON v.id = t.model_version_id WHERE t.from_stage IS NOT NULL")  # fmt: skip
         assert {(m["version"], m["from_stage"], m["to_stage"]) for m in moves} == {
             ("1.0.0", "production", "archived"), ("1.1.0", "staging", "production")}  # fmt: skip
-        assert len({m["created_at"] for m in moves}) == 1  # one transaction, one instant
+        assert len({m["tx"] for m in moves}) == 1  # one transaction
         audit = db.all("SELECT details FROM audit_logs WHERE action = 'model_version.promote'")[0]["details"]
         assert audit["to_stage"] == "production" and {g["gate"] for g in audit["gates"]} >= {
             "champion_challenger",
@@ -151,6 +152,88 @@ class TestAccess:
         assert row[0]["api_key_id"] == info.id
 
 
+class TestPermissionBeforeLocks:
+    def test_an_unauthorised_caller_is_refused_before_waiting_for_the_model_lock(self, db, tenants_db):
+        _, alpha, _ = tenants_db
+        import time
+
+        with db.engine.connect() as holder:  # another transaction holds the model row, as a promotion would
+            holder.execute(text("SELECT 1 FROM models WHERE id = :m FOR UPDATE"), {"m": alpha["model"]})
+            started = time.monotonic()
+            with pytest.raises(PermissionDenied, match="may not model.promote.staging"):
+                promote(who("viewer@alpha.example"), request("1.2.0", "staging"))
+            assert time.monotonic() - started < 5  # refused at once, not after the 15 s lock timeout
+            holder.rollback()
+
+    def test_an_unauthorised_caller_does_not_learn_what_exists(self, db):
+        with pytest.raises(PermissionDenied):
+            promote(
+                who("viewer@alpha.example"),
+                PromotionRequest(
+                    organization="alpha", project="no-such-project", model="Nope", version="9.9.9", to_stage="staging"
+                ),
+            )
+
+    def test_the_model_lock_does_not_block_registering_a_version(self, db, tenants_db):
+        _, alpha, _ = tenants_db
+        from db.queries import registry as q
+        from db.session import session_scope
+
+        with session_scope(alpha["org"]) as session:
+            q.model_by_name(session=session, project_id=alpha["project"], name="Fraud Model", lock=True)
+            with db.engine.begin() as other:  # a concurrent registration's insert references the model
+                other.execute(text("SET LOCAL lock_timeout = '2s'"))
+                other.execute(
+                    text(
+                        "INSERT INTO model_versions (model_id, version, stage, model_file_path, created_by) "
+                        "VALUES (:m, '3.0.0', 'development', 'x', :u)"
+                    ),
+                    {"m": alpha["model"], "u": alpha["admin"]},
+                )
+        assert db.one("SELECT count(*) FROM model_versions WHERE version = '3.0.0'") == 1
+
+
+class TestEvidence:
+    def test_no_drift_report_is_no_evidence(self, db):
+        db.run("DELETE FROM data_drift_reports")
+        with pytest.raises(
+            GateRejected, match=r"drift: no evidence: no drift report for staging deployment fraud-api-staging"
+        ):
+            promote(who(), request())
+
+    def test_a_stale_drift_report_is_no_evidence(self, db):
+        db.run(
+            "UPDATE data_drift_reports SET period_start = now() - interval '31 hours', period_end = now() - interval '30 hours'"
+        )
+        with pytest.raises(GateRejected, match=r"ended 30.0 h ago, older than 24 h"):
+            promote(who(), request())
+        db.run('UPDATE projects SET settings = \'{"promotion": {"max_drift_report_age_hours": 48}}\'')
+        assert promote(who(), request()).status == "promoted"
+
+    def test_an_incomplete_drift_report_never_passes(self, db):
+        db.run(
+            'UPDATE data_drift_reports SET report_data = \'{"status": "incomplete", "errors": {"amount": "all NaN"}}\''
+        )
+        with pytest.raises(GateRejected, match=r"is incomplete \(untested: amount\)"):
+            promote(who(), request())
+
+    def test_no_staging_deployment_is_no_evidence_unless_the_policy_says_so(self, db, tenants_db):
+        _, alpha, _ = tenants_db
+        db.run("UPDATE deployments SET deleted_at = now() WHERE id = :d", d=alpha["deployment_staging"])
+        with pytest.raises(GateRejected) as rejected:
+            promote(who(), request())
+        assert {f.split(":")[0] for f in rejected.value.failures} == {"open_alerts", "drift"}
+        assert all("no staging deployment serves it" in f for f in rejected.value.failures)
+        db.run('UPDATE projects SET settings = \'{"promotion": {"require_staging_deployment": false}}\'')
+        outcome = promote(who(), request())
+        assert outcome.status == "promoted"
+        assert all(
+            "require_staging_deployment: false" in g["detail"]
+            for g in outcome.gates
+            if g["gate"] in ("open_alerts", "drift")
+        )
+
+
 class TestGates:
     def test_worse_challenger_is_rejected_with_every_failed_gate(self, db, tenants_db):
         _, alpha, _ = tenants_db
@@ -220,6 +303,12 @@ class TestConcurrency:
     def test_fifty_concurrent_promotions_leave_exactly_one_production_version(self, db, tenants_db):
         _, alpha, _ = tenants_db
         versions = [f"2.0.{i}" for i in range(50)]
+        db.run(
+            "UPDATE projects SET settings = jsonb_set(coalesce(settings, '{}'), '{promotion}', "
+            "coalesce(settings->'promotion', '{}') || '{\"require_staging_deployment\": false}') "
+            "WHERE id = :p",
+            p=alpha["project"],
+        )  # no staging deployment serves these versions: said so
         for v in versions:
             db.run(
                 "WITH v AS (INSERT INTO model_versions (model_id, version, stage, model_file_path, performance_metrics,"

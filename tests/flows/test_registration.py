@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from flows.registration import register_model_version
+from flows.registration import register_model_version, upload_local_artifact
 from flows.runtime import run_flow
 from services.storage import open_store, resolve
 from tests.factories import Db
@@ -32,8 +32,25 @@ def artifact(tmp_path, content: bytes, name: str = "model.bin") -> str:
 def register(
     path: str, version: str = "2.0.0", model: str = "Fraud Model", actor: str = "developer@alpha.example", **kw
 ):
-    return run_flow(register_model_version, orchestrate=False, organization="alpha", project="fraud", model=model,
-                    version=version, artifact=path, actor=actor, **kw)  # fmt: skip
+    """As `mlops register` does: a local file is uploaded first, then the flow runs with its store URI."""
+    params = dict(organization="alpha", project="fraud", model=model, version=version, **kw)
+    uri = upload_local_artifact(path, actor=actor, **params)
+    return run_flow(register_model_version, orchestrate=False, artifact=uri, actor=actor, **params)
+
+
+def flow_run(uri: str, actor: str = "developer@alpha.example", **kw):
+    """What a deployment run may do: call the flow with any `artifact` parameter."""
+    return run_flow(
+        register_model_version,
+        orchestrate=False,
+        organization="alpha",
+        project="fraud",
+        model="Fraud Model",
+        version="2.0.0",
+        artifact=uri,
+        actor=actor,
+        **kw,
+    )
 
 
 class TestRegister:
@@ -120,3 +137,56 @@ def test_registration_to_a_real_s3_endpoint(tenants_db, s3_env, monkeypatch, tmp
     assert result["artifact_uri"].startswith(f"s3://{s3_env.bucket}/")
     store, key = resolve(result["artifact_uri"])
     assert store.get(key) == b"weights on s3" and store.stat(key).sha256 == result["sha256"]
+
+
+class TestFlowParametersAreUntrusted:
+    """A deployment run's `artifact` is whatever its caller typed: only the organization's part of the store."""
+
+    def refused(self, db, uri: str, match: str) -> None:
+        denied = "SELECT count(*) FROM audit_logs WHERE action = 'model_version.register.denied'"
+        before = db.one(denied)
+        with pytest.raises(PermissionDenied, match=match):
+            flow_run(uri)
+        assert db.one("SELECT count(*) FROM model_versions WHERE version = '2.0.0'") == 0
+        assert db.one(denied) == before + 1
+        assert list(open_store().list("models/alpha/")) == []
+
+    def test_a_worker_file_is_refused_and_audited(self, db, tmp_path):
+        secret = tmp_path / "environ"
+        secret.write_bytes(b"DATABASE_URL=postgresql://owner:secret@db/mlops")
+        self.refused(db, str(secret), "is a local path")
+
+    def test_a_file_uri_outside_the_store_is_refused(self, db, tmp_path):
+        secret = tmp_path / "environ"
+        secret.write_bytes(b"MLOPS_SECRET_KEY=...")
+        self.refused(db, secret.as_uri(), "outside organization 'alpha'")
+
+    def test_another_organizations_object_in_the_store_is_refused(self, db):
+        store = open_store()
+        store.put("models/beta/fraud/fraud-model/1.0.0/abc/model.bin", b"beta's weights")
+        self.refused(db, store.uri_for("models/beta/fraud/fraud-model/1.0.0/abc/model.bin"), "outside organization")
+        dotted = store.uri_for("models/alpha") + "/../beta/fraud/fraud-model/1.0.0/abc/model.bin"
+        self.refused(db, dotted, "outside organization")
+
+    def test_another_bucket_is_refused(self, db):
+        self.refused(db, "s3://someone-elses-bucket/models/alpha/model.bin", "outside organization")
+
+    def test_an_upload_in_the_organizations_area_registers(self, db):
+        store = open_store()
+        store.put("uploads/alpha/ci-42/model.bin", b"uploaded by CI")
+        result = flow_run(store.uri_for("uploads/alpha/ci-42/model.bin"))
+        assert result["status"] == "registered"
+        assert result["sha256"] == hashlib.sha256(b"uploaded by CI").hexdigest()
+
+    def test_the_cli_uploads_a_local_file_before_the_flow_runs(self, db, tmp_path):
+        uri = upload_local_artifact(
+            artifact(tmp_path, b"local weights"),
+            actor="developer@alpha.example",
+            organization="alpha",
+            project="fraud",
+            model="Fraud Model",
+            version="2.0.0",
+        )
+        store, key = resolve(uri)
+        assert key.startswith("models/alpha/fraud/fraud-model/2.0.0/") and store.get(key) == b"local weights"
+        assert flow_run(uri)["status"] == "registered"

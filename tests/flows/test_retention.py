@@ -236,3 +236,26 @@ class TestRun:
         with run_lock(), pytest.raises(Conflict, match="in progress"):
             enforce_retention.fn(dry_run=True)
         enforce_retention.fn(dry_run=True)  # released
+
+
+class TestWithAnApiKeyInTheWorkersEnvironment:
+    def test_the_schedule_acts_as_the_system_and_on_demand_as_the_key(self, tenants_db, local_store, monkeypatch):
+        url, alpha, beta = tenants_db
+        from core.errors import PermissionDenied
+        from services import apikeys
+        from services.auth import resolve_principal
+
+        admin = resolve_principal(organization="alpha", as_email="admin@alpha.example")
+        plaintext, _ = apikeys.create_key(
+            admin, user_email="developer@alpha.example", name="worker", scopes=["models:read"]
+        )
+        monkeypatch.setenv("MLOPS_API_KEY", plaintext)  # one organization's key, without retention:run
+        summary = run()  # as the daily schedule runs it: every organization, as the system
+        assert org_report(summary, "alpha")["status"] == "ok" and org_report(summary, "beta")["status"] == "ok"
+        db = Db(url)
+        rows = db.all("SELECT organization_id, user_id, api_key_id FROM audit_logs WHERE action = 'retention.enforce'")
+        assert {r["organization_id"] for r in rows} >= {alpha["org"], beta["org"]}
+        assert all(r["user_id"] is None and r["api_key_id"] is None for r in rows)
+        with pytest.raises(PermissionDenied):  # on demand, the key acts: it lacks the permission
+            run(organization="alpha", on_demand=True)
+        db.close()

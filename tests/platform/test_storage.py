@@ -580,3 +580,56 @@ class TestOpenStore:
             remote.put("models/m1/card.md", b"# m1")
         assert local.get("models/m1/card.md") == b"# m1"
         assert os.listdir(home / "artifacts") == ["mlops"]
+
+
+class TestResolveForOrganization:
+    """Tenant-supplied URIs: only the organization's part of the configured store, or its S3 allow-list."""
+
+    @pytest.fixture
+    def configured(self, tmp_path, monkeypatch):
+        root = tmp_path / "store"
+        monkeypatch.setenv("MLOPS_ARTIFACT_URI", root.as_uri())
+        return root
+
+    def test_own_areas_resolve_to_the_configured_store(self, configured):
+        from services.storage import resolve_for_organization
+
+        for key in ("datasets/acme/ref.parquet", "inference-logs/acme/prod", "models/acme/p/m/1.0.0/x/m.bin"):
+            store, resolved = resolve_for_organization((configured / key).as_uri(), "acme")
+            assert resolved == key and store.uri_for(key) == (configured / key).as_uri()
+
+    @pytest.mark.parametrize(
+        "where",
+        [
+            "datasets/beta/ref.parquet",  # another organization
+            "datasets/acme-evil/ref.parquet",  # whole segments only
+            "retention/audit_logs/acme/2026-01.parquet",  # not a tenant area
+            "acme/ref.parquet",
+            "datasets/acme/../beta/ref.parquet",  # normalised before the check
+        ],
+    )
+    def test_everything_else_in_the_store_is_refused(self, configured, where):
+        from services.storage import resolve_for_organization
+
+        with pytest.raises(PermissionDenied, match="outside organization 'acme'"):
+            resolve_for_organization(f"{configured.as_uri()}/{where}", "acme")
+
+    def test_local_paths_and_other_buckets_are_refused(self, configured, tmp_path):
+        from services.storage import resolve_for_organization
+
+        for uri in ("/proc/self/environ", (tmp_path / "x.parquet").as_uri(), "s3://other/datasets/acme/x.parquet"):
+            with pytest.raises(PermissionDenied):
+                resolve_for_organization(uri, "acme")
+
+    def test_the_allow_list_admits_s3_prefixes_outside_the_store_only(self, configured, monkeypatch):
+        from services.storage import allowed_uris, resolve_for_organization
+
+        allowed = allowed_uris({"storage": {"allowed_uris": ["s3://shared/acme", "/etc", "file:///tmp/x"]}})
+        assert allowed == ("s3://shared/acme",)
+        store, key = resolve_for_organization("s3://shared/acme/ref.parquet", "acme", allowed=allowed)
+        assert key == "acme/ref.parquet"
+        with pytest.raises(PermissionDenied):
+            resolve_for_organization("s3://shared/acme-other/ref.parquet", "acme", allowed=allowed)
+        monkeypatch.setenv("MLOPS_ARTIFACT_URI", "s3://shared")  # an allow-list never opens other tenants' parts
+        with pytest.raises(PermissionDenied):
+            resolve_for_organization("s3://shared/acme/ref.parquet", "acme", allowed=allowed)

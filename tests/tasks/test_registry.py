@@ -122,6 +122,43 @@ class TestDirection:
     def test_policy_overrides_direction_of_its_primary_metric(self):
         assert greater_is_better("score", PromotionPolicy(primary_metric="score", greater_is_better=False)) is False
 
+    @pytest.mark.parametrize("metric", ["answer_accuracy", "cancer_recall", "lower_bound_auc", "error_budget"])
+    def test_a_name_is_never_guessed_from_a_substring(self, metric):
+        with pytest.raises(
+            InvalidInput, match=f"direction of metric '{metric}' is unknown: declare it in promotion.metric_directions"
+        ):
+            greater_is_better(metric, PromotionPolicy())
+        assert greater_is_better(metric, PromotionPolicy(metric_directions={metric: "higher"})) is True
+
+    def test_the_policy_declares_directions_and_refuses_an_unknown_one(self):
+        policy = promotion_policy(
+            {
+                "promotion": {
+                    "primary_metric": "cancer_recall",
+                    "guard_metrics": {"p99_wait": 1},
+                    "metric_directions": {"cancer_recall": "higher", "p99_wait": "lower"},
+                }
+            },
+            {},
+        )
+        assert greater_is_better("p99_wait", policy) is False and greater_is_better("cancer_recall", policy) is True
+        with pytest.raises(InvalidInput, match="direction of metric 'p99_wait' is unknown"):
+            promotion_policy({"promotion": {"primary_metric": "auc", "guard_metrics": {"p99_wait": 1}}}, {})
+        with pytest.raises(InvalidInput, match="must be 'higher' or 'lower'"):
+            promotion_policy({"promotion": {"metric_directions": {"auc": "up"}}}, {})
+
+    def test_guard_metric_direction_comes_from_the_policy(self):
+        policy = PromotionPolicy(
+            primary_metric="auc",
+            guard_metrics={"answer_accuracy": 0.01},
+            metric_directions={"answer_accuracy": "higher"},
+        )
+        champion = Champion("1.0.0", {"auc": 0.9, "answer_accuracy": 0.80})
+        result = gate(policy, candidate_metrics={"auc": 0.91, "answer_accuracy": 0.70}, champion=champion)
+        assert (
+            not result.passed and "guard answer_accuracy=0.7 is worse" in result.detail
+        )  # a regex said lower is better
+
 
 def gate(policy, **inputs):
     results = evaluate_gates(policy, GateInputs(target_stage="production", **inputs), ["champion_challenger"])
@@ -217,19 +254,56 @@ class TestOtherGates:
 
     def test_open_alerts_block_only_blocking_severities(self):
         alerts = [{"severity": "medium", "title": "slow"}]
-        assert self.run("open_alerts", candidate_metrics={}, blocking_alerts=alerts).passed
+        assert self.run(
+            "open_alerts", candidate_metrics={}, staging_deployments=("stg",), blocking_alerts=alerts
+        ).passed
         alerts.append({"severity": "critical", "title": "errors"})
-        result = self.run("open_alerts", candidate_metrics={}, blocking_alerts=alerts)
+        result = self.run("open_alerts", candidate_metrics={}, staging_deployments=("stg",), blocking_alerts=alerts)
         assert not result.passed and "critical: errors" in result.detail
 
+    @pytest.mark.parametrize("gate_name", ["open_alerts", "drift"])
+    def test_no_staging_deployment_is_no_evidence_unless_the_policy_says_so(self, gate_name):
+        result = self.run(gate_name, candidate_metrics={})
+        assert not result.passed and result.detail.startswith("no evidence: no staging deployment serves it")
+        relaxed = self.run(gate_name, PromotionPolicy(require_staging_deployment=False), candidate_metrics={})
+        assert relaxed.passed and "require_staging_deployment: false" in relaxed.detail
+
+    def drift(self, report, policy=None):
+        return self.run(
+            "drift", policy, candidate_metrics={}, staging_deployments=("stg",), drift_reports={"stg": report}
+        )
+
     def test_drift(self):
-        drifted = {"is_drift_detected": True, "drift_score": 0.4, "period_end": "2026-11-24T10:00:00Z"}
-        assert not self.run("drift", candidate_metrics={}, latest_drift=drifted).passed
-        assert self.run("drift", candidate_metrics={}, latest_drift={**drifted, "is_drift_detected": False}).passed
-        assert self.run("drift", candidate_metrics={}, latest_drift=None).passed
-        assert self.run(
-            "drift", PromotionPolicy(require_no_drift=False), candidate_metrics={}, latest_drift=drifted
-        ).passed
+        fresh = {
+            "is_drift_detected": False,
+            "drift_score": 0.0,
+            "period_end": "2026-11-24T10:00:00Z",
+            "age_hours": 2.0,
+            "incomplete_columns": [],
+        }
+        assert self.drift(fresh).passed
+        drifted = self.drift({**fresh, "is_drift_detected": True})
+        assert not drifted.passed and "detected drift" in drifted.detail
+        assert self.drift({**fresh, "is_drift_detected": True}, PromotionPolicy(require_no_drift=False)).passed
+
+    @pytest.mark.parametrize(
+        ("report", "says"),
+        [
+            (None, "no drift report for staging deployment stg"),
+            ({"age_hours": 30.0}, "ended 30.0 h ago, older than 24 h"),
+            ({"incomplete_columns": ["amount", "age"]}, "is incomplete (untested: amount, age)"),
+        ],
+    )
+    def test_missing_stale_or_incomplete_reports_are_no_evidence(self, report, says):
+        fresh = {"is_drift_detected": False, "period_end": "x", "age_hours": 2.0, "incomplete_columns": []}
+        report = None if report is None else {**fresh, **report}
+        result = self.drift(report)
+        assert not result.passed and result.detail.startswith("no evidence: ") and says in result.detail
+        relaxed = self.drift(report, PromotionPolicy(require_drift_report=False))
+        assert relaxed.passed and says in relaxed.detail and "require_drift_report: false" in relaxed.detail
+        assert self.drift(
+            report and {**report, "age_hours": 30.0}, PromotionPolicy(max_drift_report_age_hours=48)
+        ).passed is (report is not None and not report["incomplete_columns"])
 
 
 class TestGatesFor:
