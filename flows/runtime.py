@@ -9,9 +9,11 @@ the run logger degrade the same way.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import random
+import re
 import time
 import typing
 from collections.abc import Callable
@@ -29,16 +31,37 @@ _log = logging.getLogger("mlops.flows")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def with_args_section(doc: str | None, hints: dict[str, Any]) -> str | None:
+    """`doc` with a Google-style `Args:` section built from the parameters' `Field(description=...)`, unless it
+    has one: Prefect shows a deployment's parameter descriptions (UI form, `parameter_openapi_schema`) from the
+    docstring only, and drops the ones inside `Annotated`."""
+    text = inspect.cleandoc(doc or "")
+    if re.search(r"^Args:\s*$", text, flags=re.M):
+        return doc
+    lines = [
+        f"    {name}: {meta.description}"
+        for name, hint in hints.items()
+        if name != "return"
+        for meta in getattr(hint, "__metadata__", ())
+        if getattr(meta, "description", None)
+    ]
+    if not lines:
+        return doc
+    return f"{text}\n\nArgs:\n" + "\n".join(lines) + "\n"
+
+
 def expected_outcomes(fn: F) -> F:
-    """Under `@flow`: an expected outcome (a gate rejection, a refusal, bad input: any `MlopsError`) ends the run
+    """Under `@flow`, on every flow: an expected outcome (a gate rejection, a refusal, bad input: any `MlopsError`) ends the run
     Failed with a one-line state message naming it (`GateRejected: staging_soak 0.0 h < 24 h`), not an
     "unexpected exception" traceback in the run's log. The exception is the state's data, so a caller of the
     flow (the CLI, a parent flow) still gets it raised, with its exit code. Outside a flow run it just raises.
+    It also gives the docstring an `Args:` section from the parameters' descriptions (`with_args_section`).
     """
 
     # Resolve the (postponed) annotations now, in the flow's module: Prefect builds the parameter model from
     # the wrapper, whose globals are this module's, where `Annotated`, `Field` and the flow's types are unknown.
     fn.__annotations__ = typing.get_type_hints(fn, include_extras=True)
+    fn.__doc__ = with_args_section(fn.__doc__, fn.__annotations__)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -144,3 +144,18 @@ def test_mlops_promote_submit_runs_on_the_worker_and_exits_like_the_local_comman
         ).scalar_one()
     engine.dispose()
     assert stage == "staging"
+
+
+@pytest.mark.slow
+def test_every_deployed_parameter_has_a_description_and_a_type(worker_env):
+    """What the Prefect UI renders as the run form: every parameter of every deployment described and typed."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        deployments = client.read_deployments()
+    assert len(deployments) >= 9
+    for deployment in deployments:
+        properties = deployment.parameter_openapi_schema["properties"]
+        undescribed = [name for name, p in properties.items() if not p.get("description")]
+        untyped = [name for name, p in properties.items() if not ({"type", "anyOf", "allOf", "$ref"} & set(p))]
+        assert not undescribed and not untyped, (deployment.name, undescribed, untyped)
