@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import sys
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psycopg
@@ -50,10 +50,9 @@ def ensure_database(libpq_uri: str, name: str) -> None:
     with psycopg.connect(libpq_uri, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
-            try:
+            # a concurrent first command may create it between the check and here
+            with suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                 conn.execute(f'CREATE DATABASE "{name}"')
-            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
-                pass  # a concurrent first command created it a moment ago
 
 
 def to_sqlalchemy_url(libpq_uri: str, database: str) -> str:

@@ -9,8 +9,8 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, inspect, pool
 
-from tests.fixtures.cli import MLOPS, mlops, one_line_error, scalar
 from tests.factories import make_tenant
+from tests.fixtures.cli import MLOPS, mlops, one_line_error, scalar
 from tests.fixtures.database import TEMPLATE, role_env
 
 
