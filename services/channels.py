@@ -13,7 +13,15 @@ from db.models import NotificationChannel
 from db.session import session_scope, system_session
 from services.access import Action, Principal, require
 from services.audit import authorize, record_audit
-from services.secrets import Redacted, SecretBox, secret_box
+from services.secrets import (
+    Redacted,
+    SecretBox,
+    SecretError,
+    restore_key_file,
+    rotation_box,
+    secret_box,
+    write_key_file,
+)
 from services.senders import redact_value, send_message, validate_channel_settings
 
 CONFIG_VERSION = 1
@@ -135,20 +143,53 @@ def test_channel(principal: Principal, *, name: str) -> ChannelView:
 
 
 def reencrypt_all(box: SecretBox | None = None) -> int:
-    """Re-encrypt every channel secret of every organization under the newest key; returns how many."""
-    box = box or secret_box()
-    count = 0
+    """Re-encrypt every channel secret of every organization under the newest key; returns how many.
+
+    One transaction: when any secret cannot be decrypted, nothing is re-encrypted (SecretError names the
+    channel, never the secret)."""
+    # cross-organization by nature (every channel of every organization): the maintenance role
     with system_session() as session:
-        channels = session.scalars(
-            select(NotificationChannel).where(NotificationChannel.deleted_at.is_(None)).with_for_update()
-        )
-        for channel in channels:
-            configuration = dict(channel.configuration)
-            if configuration.get("secret"):
-                configuration["secret"] = box.rotate(configuration["secret"])
-                channel.configuration = configuration
-                count += 1
+        return _reencrypt(session, box)
+
+
+def rotate_key() -> int:
+    """`mlops secrets rotate`: a new key first in the key file and every secret re-encrypted under it, all or
+    nothing. The file is written inside the re-encryption's transaction, before its commit (a crash in between
+    leaves the database under the old key, which the file still holds); if anything fails, the file is put
+    back as it was."""
+    box, path, previous = rotation_box()
+    try:
+        with system_session() as session:
+            count = _reencrypt(session, box)
+            write_key_file(path, box.keys)
+    except BaseException:
+        restore_key_file(path, previous)
+        raise
     return count
+
+
+def _reencrypt(session, box: SecretBox | None) -> int:
+    channels = session.scalars(
+        select(NotificationChannel)
+        .where(NotificationChannel.deleted_at.is_(None))
+        .order_by(NotificationChannel.id)
+        .with_for_update()
+    ).all()
+    sealed = [c for c in channels if (c.configuration or {}).get("secret")]
+    if not sealed:
+        return 0
+    box = box or secret_box()  # MissingSecretKey only where there are secrets to re-encrypt
+    for channel in sealed:
+        configuration = dict(channel.configuration)
+        try:
+            configuration["secret"] = box.rotate(configuration["secret"])
+        except SecretError:
+            raise SecretError(
+                f"cannot re-encrypt the secrets of channel '{channel.name}': none of the configured keys "
+                "(MLOPS_SECRET_KEY, or secret.key under MLOPS_HOME) decrypts them; nothing was changed"
+            ) from None
+        channel.configuration = configuration
+    return len(sealed)
 
 
 def _by_name(session, name: str) -> NotificationChannel:

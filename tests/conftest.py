@@ -18,6 +18,11 @@ os.environ.setdefault("MLOPS_SECRET_KEY", "")  # filled per test where secrets a
 os.environ.pop("MLOPS_API_KEY", None)
 os.environ.pop("MLOPS_ARTIFACT_URI", None)
 
+# The session's own key file, made on purpose as `mlops db upgrade` would: nothing creates one implicitly.
+from services.secrets import ensure_key_file  # noqa: E402
+
+ensure_key_file()
+
 pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.s3",

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, pool, text
 from core.errors import Conflict, InvalidInput, PermissionDenied, TransientError
 from services import channels
 from services.auth import resolve_principal
-from services.secrets import SecretBox, SecretError, parse_keys, secret_box
+from services.secrets import SecretBox, SecretError, ensure_key_file, parse_keys, secret_box
 from services.senders import DeliveryRefused
 
 SECRET_TOKEN = "xoxb-super-secret-token-4242"
@@ -56,6 +56,8 @@ class TestSecretBox:
     def test_embedded_default_key_file_is_private(self, monkeypatch, tmp_path):
         monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
         monkeypatch.setenv("MLOPS_SECRET_KEY", "")
+        assert ensure_key_file() == tmp_path / "secret.key"
+        assert ensure_key_file() is None  # made once
         box = secret_box()
         key_file = tmp_path / "secret.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -208,7 +210,7 @@ def test_key_file_is_not_world_readable_even_with_a_permissive_umask(monkeypatch
     monkeypatch.setenv("MLOPS_SECRET_KEY", "")
     old = os.umask(0)
     try:
-        secret_box()
+        ensure_key_file()
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "secret.key").stat().st_mode) == 0o600
