@@ -8,11 +8,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, MlopsError, NotFound
 from db.models import NotificationChannel
 from db.session import session_scope, system_session
 from services.access import Action, Principal, require
 from services.audit import authorize, record_audit
+from services.netguard import DestinationRefused, check_url
 from services.secrets import (
     Redacted,
     SecretBox,
@@ -22,7 +23,7 @@ from services.secrets import (
     secret_box,
     write_key_file,
 )
-from services.senders import redact_value, send_message, validate_channel_settings
+from services.senders import URL_FIELDS, redact_value, send_message, status_class, validate_channel_settings
 
 CONFIG_VERSION = 1
 
@@ -69,6 +70,9 @@ def add_channel(principal: Principal, *, name: str, channel_type: str, settings:
     if not name.strip():
         raise InvalidInput("a channel needs a --name")
     configuration = seal(channel_type, settings, secret_box())
+    for field_name in URL_FIELDS:
+        if field_name in settings:
+            check_url(str(settings[field_name]), what=f"{channel_type} channel")
     with session_scope(principal.organization_id) as session:
         existing = session.scalar(
             select(NotificationChannel.id).where(
@@ -110,14 +114,15 @@ def list_channels(principal: Principal) -> list[ChannelView]:
 
 
 def test_channel(principal: Principal, *, name: str) -> ChannelView:
-    """Send a test message through the channel now; audited. Raises TransientError / DeliveryRefused."""
+    """Send a test message through the channel now; audited. Raises DeliveryFailed ("failed: 4xx", "failed: no
+    response"): only the outcome's class, so that a test cannot be used to probe what listens where."""
     authorize(principal, Action.CHANNEL_MANAGE, what=f"channel '{name}'", audit_action="notification_channel.test",
               resource_type="notification_channel")  # fmt: skip
     with session_scope(principal.organization_id) as session:
         channel = _by_name(session, name)
         settings = unseal(channel.configuration, secret_box())
         view = _view(channel)
-    outcome = "delivered"
+    outcome, refused = "delivered", None
     try:
         send_message(
             view.type,
@@ -126,20 +131,28 @@ def test_channel(principal: Principal, *, name: str) -> ChannelView:
             text=f"Channel '{name}' of {principal.organization_slug} works.",
             data={"channel": name, "organization": principal.organization_slug, "test": True},
         )
-    except Exception as exc:
-        outcome = f"failed: {exc}"
-        raise
-    finally:
-        with session_scope(principal.organization_id) as session:
-            record_audit(
-                session,
-                principal=principal,
-                action="notification_channel.test",
-                resource_type="notification_channel",
-                resource_id=view.id,
-                details={"name": name, "outcome": outcome},
-            )
+    except DestinationRefused as exc:  # says why, naming the host the admin wrote
+        outcome, refused = str(exc), exc
+    except MlopsError as exc:  # anything the peer or the network did is reduced to its class
+        outcome = f"failed: {status_class(exc)}"
+    with session_scope(principal.organization_id) as session:
+        record_audit(
+            session,
+            principal=principal,
+            action="notification_channel.test",
+            resource_type="notification_channel",
+            resource_id=view.id,
+            details={"name": name, "outcome": outcome},
+        )
+    if refused is not None:
+        raise refused
+    if outcome != "delivered":
+        raise DeliveryFailed(f"test message through channel '{name}' {outcome}")
     return view
+
+
+class DeliveryFailed(MlopsError):
+    """A test message was not delivered; the message holds only the status class."""
 
 
 def reencrypt_all(box: SecretBox | None = None) -> int:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from core.errors import InvalidInput, MlopsError, TransientError
+from services.netguard import DestinationUnresolvable, check_url
 
 # httpx logs every request's full URL at INFO, and webhook URLs carry tokens: keep those loggers quiet.
 for _name in ("httpx", "httpcore"):
@@ -59,7 +60,19 @@ URL_FIELDS = ("url", "webhook_url")
 
 
 class DeliveryRefused(MlopsError):
-    """The peer answered, and refused the message (4xx other than 429): retrying will not help."""
+    """The peer answered, and refused the message (3xx, 4xx other than 429): retrying will not help."""
+
+
+def status_class(exc: BaseException) -> str:
+    """What a failed delivery may tell the person who set the channel up: the peer's status class ("4xx") or
+    "no response" — not the network error, which would make `channels test` a port scanner."""
+    return getattr(exc, "status_class", None) or "no response"
+
+
+def _failure(error: type[MlopsError], message: str, status: int | None = None) -> MlopsError:
+    exc = error(message)
+    exc.status_class = f"{status // 100}xx" if status else None  # type: ignore[attr-defined]
+    return exc
 
 
 def validate_channel_settings(channel_type: str, settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -145,16 +158,22 @@ def send_message(channel_type: str, settings: dict[str, Any], *, title: str, tex
     if settings.get("signing_secret"):
         headers["X-Mlops-Signature"] = signature(settings["signing_secret"], body)
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=timeout)
+        check_url(url, what=f"{channel_type} channel")  # again now: the name may resolve elsewhere than at `add`
+    except DestinationUnresolvable as exc:
+        raise _failure(TransientError, str(exc)) from None
+    try:
+        # never follow a redirect: an allowed public host could otherwise bounce the request to an internal one
+        response = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
     except httpx.HTTPError as exc:
         # httpx's message carries the URL, which is a secret: report the kind of failure only
-        raise TransientError(f"{channel_type} channel unreachable ({type(exc).__name__})") from None
-    if response.status_code == 429 or response.status_code >= 500:
+        raise _failure(TransientError, f"{channel_type} channel unreachable ({type(exc).__name__})") from None
+    status = response.status_code
+    if status == 429 or status >= 500:
         retry_after = response.headers.get("Retry-After")
         hint = f", retry after {retry_after}s" if retry_after else ""
-        raise TransientError(f"{channel_type} channel answered HTTP {response.status_code}{hint}")
-    if response.status_code >= 400:
-        raise DeliveryRefused(f"{channel_type} channel refused the message: HTTP {response.status_code}")
+        raise _failure(TransientError, f"{channel_type} channel answered HTTP {status}{hint}", status)
+    if status >= 300:
+        raise _failure(DeliveryRefused, f"{channel_type} channel refused the message: HTTP {status}", status)
 
 
 def _send_email(settings: dict[str, Any], *, title: str, text: str, timeout: float) -> None:
@@ -172,8 +191,9 @@ def _send_email(settings: dict[str, Any], *, title: str, text: str, timeout: flo
                 smtp.login(settings["username"], settings.get("password", ""))
             smtp.send_message(message)
     except smtplib.SMTPResponseException as exc:
-        if 400 <= exc.smtp_code < 500:
-            raise TransientError(f"email channel: SMTP server answered {exc.smtp_code}") from None
-        raise DeliveryRefused(f"email channel: SMTP server refused the message ({exc.smtp_code})") from None
+        code = exc.smtp_code
+        if 400 <= code < 500:
+            raise _failure(TransientError, f"email channel: SMTP server answered {code}", code) from None
+        raise _failure(DeliveryRefused, f"email channel: SMTP server refused the message ({code})", code) from None
     except (OSError, smtplib.SMTPException) as exc:
-        raise TransientError(f"email channel: SMTP server unreachable ({type(exc).__name__})") from None
+        raise _failure(TransientError, f"email channel: SMTP server unreachable ({type(exc).__name__})") from None

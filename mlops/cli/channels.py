@@ -57,11 +57,11 @@ def channels_test(
     organization: OrgOption = None,
     as_email: AsOption = None,
 ) -> None:
-    """Send a test message through a channel now."""
+    """Send a test message through a channel now: prints "delivered", or fails with "failed: <status class>"."""
     from services.channels import test_channel
 
     view = test_channel(principal_for(organization, as_email), name=name)
-    typer.echo(f"test message delivered through {view.type} channel '{view.name}'")
+    typer.echo(f"{view.type} channel '{view.name}': delivered")
 
 
 @secrets_app.command("init")

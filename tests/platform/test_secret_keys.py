@@ -63,7 +63,7 @@ class TestRotation:
         url, _, _ = tenants_db
         ensure_key_file()
         admin = resolve_principal(organization="alpha", as_email="admin@alpha.example")
-        channels.add_channel(admin, name="hook", channel_type="teams", settings={"webhook_url": "http://h.example/x"})
+        channels.add_channel(admin, name="hook", channel_type="teams", settings={"webhook_url": "http://127.0.0.1:9/x"})
         old_keys = secret_box().keys
         before = _configurations(url)
         assert channels.rotate_key() >= 1
@@ -77,13 +77,13 @@ class TestRotation:
         url, _, _ = tenants_db
         ensure_key_file()
         admin = resolve_principal(organization="alpha", as_email="admin@alpha.example")
-        channels.add_channel(admin, name="good", channel_type="teams", settings={"webhook_url": "http://h.example/x"})
+        channels.add_channel(admin, name="good", channel_type="teams", settings={"webhook_url": "http://127.0.0.1:9/x"})
         # a channel sealed with a key this home does not have (e.g. made with another MLOPS_HOME)
         foreign = Fernet.generate_key().decode()
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("MLOPS_SECRET_KEY", foreign)
             channels.add_channel(admin, name="foreign", channel_type="teams",
-                                 settings={"webhook_url": "http://h.example/y"})  # fmt: skip
+                                 settings={"webhook_url": "http://127.0.0.1:9/y"})  # fmt: skip
         key_file = (home / "secret.key").read_bytes()
         before = _configurations(url)
         with pytest.raises(SecretError, match="channel 'foreign'.*nothing was changed"):
