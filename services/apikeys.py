@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 
 from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.validation import check_text
 from db.models import ApiKey, Organization, User
 from db.queries.tenancy import membership_role, project_roles, user_by_email
 from db.session import session_scope, system_session
@@ -137,13 +138,13 @@ def create_key(
     """Create a key for `user_email`; returns (plaintext shown once, info). Admins make keys for anyone in the
     organization, anyone else only for themselves; a key never grants more than its user's role."""
     granted = validate_scopes(scopes)
-    if not name.strip():
-        raise InvalidInput("an API key needs a --name")
+    check_text(name, "--name", max_length=255)  # api_keys.name
     if looks_like_key(user_email) or "@" not in user_email:
         raise InvalidInput(f"--user expects the e-mail of a member, not '{redact_keys(user_email)}'")
     if expires_at is not None and expires_at <= datetime.now(UTC):
-        raise InvalidInput(f"--expires {expires_at.isoformat(timespec='seconds')} is in the past: the key would "
-                           "never work")  # fmt: skip
+        raise InvalidInput(
+            f"--expires {expires_at.isoformat(timespec='seconds')} is in the past: the key would never work"
+        )
     if principal.email != user_email:
         authorize(principal, Action.API_KEY_MANAGE, what=f"keys of {user_email}", audit_action="api_key.create",
                   resource_type="api_key")  # fmt: skip
@@ -224,8 +225,9 @@ def revoke_key(principal: Principal, *, key_prefix: str) -> ApiKeyInfo:
         ):
             # a read-only CI key must not be able to switch off its user's other keys
             message = f"API key lacks scope 'api_keys:manage' needed to revoke key {key.key_prefix}…"
-            record_refusal(principal, action="api_key.revoke", resource_type="api_key", resource_id=key.id,
-                           reason=message)  # fmt: skip
+            record_refusal(
+                principal, action="api_key.revoke", resource_type="api_key", resource_id=key.id, reason=message
+            )
             raise PermissionDenied(message)
         key.is_active = False
         record_audit(
@@ -241,8 +243,9 @@ def revoke_key(principal: Principal, *, key_prefix: str) -> ApiKeyInfo:
 
 
 def _info(key: ApiKey, email: str, now: datetime | None = None) -> ApiKeyInfo:
-    refusal = key_refusal(is_active=key.is_active, expires_at=key.expires_at, deleted_at=key.deleted_at,
-                          now=now or datetime.now(UTC))  # fmt: skip
+    refusal = key_refusal(
+        is_active=key.is_active, expires_at=key.expires_at, deleted_at=key.deleted_at, now=now or datetime.now(UTC)
+    )
     return ApiKeyInfo(
         id=key.id,
         name=key.name,

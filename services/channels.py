@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
-from core.errors import Conflict, InvalidInput, MlopsError, NotFound
+from core.errors import Conflict, MlopsError, NotFound
+from core.validation import check_text
 from db.models import NotificationChannel
 from db.session import session_scope, system_session
 from services.access import Action, Principal, require
 from services.audit import authorize, record_audit
-from services.netguard import DestinationRefused, check_url
+from services.netguard import DestinationRefused, DestinationUnresolvable, check_url
 from services.secrets import (
     Redacted,
     SecretBox,
@@ -67,12 +69,13 @@ def add_channel(principal: Principal, *, name: str, channel_type: str, settings:
     """Create a channel (organization admins); Conflict when a live channel already has the name."""
     authorize(principal, Action.CHANNEL_MANAGE, what=f"channel '{name}'", audit_action="notification_channel.create",
               resource_type="notification_channel")  # fmt: skip
-    if not name.strip():
-        raise InvalidInput("a channel needs a --name")
+    check_text(name, "--name", max_length=255)  # notification_channels.name
     configuration = seal(channel_type, settings, secret_box())
     for field_name in URL_FIELDS:
         if field_name in settings:
-            check_url(str(settings[field_name]), what=f"{channel_type} channel")
+            # a name that does not resolve yet reaches nothing; it is checked again before every send
+            with suppress(DestinationUnresolvable):
+                check_url(str(settings[field_name]), what=f"{channel_type} channel")
     with session_scope(principal.organization_id) as session:
         existing = session.scalar(
             select(NotificationChannel.id).where(

@@ -144,14 +144,24 @@ class TestHostileUse:
     def test_a_key_cannot_be_created_already_expired(self, tenants_db, admin):
         url, _, _ = tenants_db
         with pytest.raises(InvalidInput, match="in the past"):
-            apikeys.create_key(admin, user_email="developer@alpha.example", name="late", scopes=["models:read"],
-                               expires_at=datetime.now(UTC) - timedelta(seconds=1))  # fmt: skip
+            apikeys.create_key(
+                admin,
+                user_email="developer@alpha.example",
+                name="late",
+                scopes=["models:read"],
+                expires_at=datetime.now(UTC) - timedelta(seconds=1),
+            )
         assert rows(url, "SELECT count(*) AS n FROM api_keys WHERE name = 'late'")[0]["n"] == 0
 
     def test_an_expired_key_is_listed_as_expired(self, tenants_db, admin):
         url, _, _ = tenants_db
-        _, info = apikeys.create_key(admin, user_email="developer@alpha.example", name="soon", scopes=["models:read"],
-                                     expires_at=datetime.now(UTC) + timedelta(minutes=1))  # fmt: skip
+        _, info = apikeys.create_key(
+            admin,
+            user_email="developer@alpha.example",
+            name="soon",
+            scopes=["models:read"],
+            expires_at=datetime.now(UTC) + timedelta(minutes=1),
+        )
         _expire(url, info.id)
         (listed,) = [k for k in apikeys.list_keys(admin) if k.id == info.id]
         assert listed.state == "expired"

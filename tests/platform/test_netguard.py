@@ -12,9 +12,23 @@ from services.auth import resolve_principal
 class TestIsPublic:
     @pytest.mark.parametrize(
         "address",
-        ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-         "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "224.0.0.1", "fe80::1%eth0"],
-    )  # fmt: skip
+        [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "224.0.0.1",
+            "fe80::1%eth0",
+        ],
+    )
     def test_internal_addresses_are_not_public(self, address):
         assert not netguard.is_public(address)
 
@@ -26,9 +40,16 @@ class TestIsPublic:
 class TestCheckUrl:
     @pytest.mark.parametrize(
         "url",
-        ["http://127.0.0.1:8080/x", "http://localhost/x", "http://169.254.169.254/latest/meta-data/",
-         "http://[::1]/x", "http://2130706433/x", "http://0x7f.1/x", "https://10.0.0.5/hook?token=s3cret"],
-    )  # fmt: skip
+        [
+            "http://127.0.0.1:8080/x",
+            "http://localhost/x",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::1]/x",
+            "http://2130706433/x",
+            "http://0x7f.1/x",
+            "https://10.0.0.5/hook?token=s3cret",
+        ],
+    )
     def test_internal_destinations_are_refused_after_resolution(self, monkeypatch, url):
         monkeypatch.setenv(netguard.ALLOWED_HOSTS_ENV, "")
         with pytest.raises(netguard.DestinationRefused) as caught:
@@ -52,8 +73,12 @@ class TestChannels:
         admin = resolve_principal(organization="alpha", as_email="admin@alpha.example")
         for channel_type, field in (("webhook", "url"), ("slack", "webhook_url"), ("teams", "webhook_url")):
             with pytest.raises(netguard.DestinationRefused):
-                channels.add_channel(admin, name=f"imds-{channel_type}", channel_type=channel_type,
-                                     settings={field: "http://169.254.169.254/latest/meta-data/"})  # fmt: skip
+                channels.add_channel(
+                    admin,
+                    name=f"imds-{channel_type}",
+                    channel_type=channel_type,
+                    settings={field: "http://169.254.169.254/latest/meta-data/"},
+                )
         engine = create_engine(url, poolclass=pool.NullPool)
         with engine.connect() as conn:
             assert (

@@ -82,8 +82,9 @@ class TestRotation:
         foreign = Fernet.generate_key().decode()
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("MLOPS_SECRET_KEY", foreign)
-            channels.add_channel(admin, name="foreign", channel_type="teams",
-                                 settings={"webhook_url": "http://127.0.0.1:9/y"})  # fmt: skip
+            channels.add_channel(
+                admin, name="foreign", channel_type="teams", settings={"webhook_url": "http://127.0.0.1:9/y"}
+            )
         key_file = (home / "secret.key").read_bytes()
         before = _configurations(url)
         with pytest.raises(SecretError, match="channel 'foreign'.*nothing was changed"):

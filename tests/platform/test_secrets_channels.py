@@ -107,9 +107,13 @@ class TestChannels:
 
     @pytest.mark.parametrize(
         ("status", "error", "status_class"),
-        [(500, TransientError, "5xx"), (429, TransientError, "4xx"), (404, DeliveryRefused, "4xx"),
-         (302, DeliveryRefused, "3xx")],
-    )  # fmt: skip
+        [
+            (500, TransientError, "5xx"),
+            (429, TransientError, "4xx"),
+            (404, DeliveryRefused, "4xx"),
+            (302, DeliveryRefused, "3xx"),
+        ],
+    )
     def test_failing_peer_errors_never_show_the_secret(
         self, tenants_db, admin, http_peer, caplog, status, error, status_class
     ):
