@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, pool
@@ -78,18 +81,28 @@ def _with_a_tenant(env: dict) -> None:
 
 
 @pytest.mark.slow
-def test_two_first_upgrades_on_a_fresh_home_both_succeed(tmp_path):
+def test_two_first_upgrades_on_a_fresh_home_both_succeed():
+    # not under pytest's tmp_path: concurrent pytest sessions of the same user prune each other's old basetemp
+    # directories, which would pull the data directory from under the server being initialised
+    home = Path(tempfile.mkdtemp(prefix="mlops-first-upgrade-")) / "home"
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in ("DATABASE_URL", "MLOPS_MIGRATION_DATABASE_URL", "MLOPS_MAINTENANCE_DATABASE_URL")
     }
-    env.update(MLOPS_HOME=str(tmp_path / "home"), MLOPS_SECRET_KEY="")
-    runs = [
-        subprocess.Popen([MLOPS, "db", "upgrade"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
-    outcomes = [(run.wait(timeout=240), *run.communicate()) for run in runs]
-    for code, stdout, stderr in outcomes:
-        assert code == 0, stderr
-        assert "database at revision" in stdout
+    env.update(MLOPS_HOME=str(home), MLOPS_SECRET_KEY="")
+    try:
+        runs = [
+            subprocess.Popen(
+                [MLOPS, "db", "upgrade"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
+        outcomes = [(run.wait(timeout=240), *run.communicate()) for run in runs]
+        for code, stdout, stderr in outcomes:
+            assert code == 0, stderr
+            assert "database at revision" in stdout
+        keys = (home / "secret.key").read_text().split()
+        assert len(keys) == 1  # made once, by the first upgrade, and kept by the second
+    finally:
+        shutil.rmtree(home.parent, ignore_errors=True)

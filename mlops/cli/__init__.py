@@ -56,6 +56,8 @@ def main() -> None:
         with client_context(user_agent=f"mlops-cli/{version('mlops-control-plane')}"):
             code = app(args=args, prog_name="mlops", standalone_mode=False)
     except UsageError as exc:
+        if not exc.format_message().strip():  # no command given: the help was printed instead
+            sys.exit(2)
         _fail(exc.format_message(), 2)
     except ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
