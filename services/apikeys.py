@@ -181,7 +181,8 @@ def create_key(
 
 
 def list_keys(principal: Principal) -> list[ApiKeyInfo]:
-    """The organization's live keys (admins) or the principal's own, each with its state (an expired key is
+    """The organization's live keys (admins; an admin's API key only with `api_keys:manage`) or the principal's
+    own, each with its state (an expired key is
     shown as expired, not active)."""
     with session_scope(principal.organization_id) as session:
         now = session.scalar(select(func.now()))
@@ -191,7 +192,11 @@ def list_keys(principal: Principal) -> list[ApiKeyInfo]:
             .where(ApiKey.deleted_at.is_(None))
             .order_by(ApiKey.created_at)
         )
-        if principal.org_role != "admin":
+        # every key of the organization for an admin, and for an API key only with api_keys:manage
+        sees_all = principal.org_role == "admin" and (
+            principal.scopes is None or scope_covers(principal.scopes, "api_keys:manage")
+        )
+        if not sees_all:
             query = query.where(ApiKey.user_id == principal.user_id)
         return [_info(key, email, now) for key, email in session.execute(query)]
 

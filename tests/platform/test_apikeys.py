@@ -178,6 +178,13 @@ class TestHostileUse:
         apikeys.revoke_key(resolve_principal(organization="alpha", api_key=manager), key_prefix=ci.key_prefix)
         assert next(k for k in apikeys.list_keys(admin) if k.id == ci.id).state == "revoked"
 
+    def test_a_read_only_key_of_an_admin_lists_only_its_users_keys(self, tenants_db, admin):
+        reader, _ = apikeys.create_key(admin, user_email="admin@alpha.example", name="read", scopes=["models:read"])
+        apikeys.create_key(admin, user_email="developer@alpha.example", name="dev", scopes=["models:read"])
+        listed = apikeys.list_keys(resolve_principal(organization="alpha", api_key=reader))
+        assert {k.user_email for k in listed} == {"admin@alpha.example"}
+        assert "developer@alpha.example" in {k.user_email for k in apikeys.list_keys(admin)}
+
     def test_a_whole_key_pasted_as_a_prefix_revokes_by_its_prefix_and_is_never_echoed(self, tenants_db, admin):
         plaintext, info = apikeys.create_key(admin, user_email="developer@alpha.example", name="x", scopes=["*"])
         assert apikeys.revoke_key(admin, key_prefix=plaintext).id == info.id
