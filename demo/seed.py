@@ -36,7 +36,7 @@ from db.queries.registry import record_transition
 from db.session import session_scope, system_session
 from demo import sample_data
 from services.channels import seal
-from services.secrets import secret_box
+from services.secrets import ensure_key_file, secret_box
 from services.storage import open_store
 from tasks.artifact_keys import artifact_key
 
@@ -106,6 +106,9 @@ class SeedSummary:
 def seed_demo() -> SeedSummary:
     """Load the demo organization; returns what was created (nothing on a second run)."""
     summary = SeedSummary()
+    # the demo's channel has secrets: the demo is one of the two places allowed to create the key file
+    if ensure_key_file() is not None:
+        summary.add("secret key file")
     store = open_store()
     artifacts = {v: _put(store, sample_data.model_artifact(v), v) for v in VERSIONS}
     reference_uri = _put_reference(store)

@@ -25,7 +25,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL
 
-from core.errors import MlopsError, TransientError
+from core.errors import InvalidInput, MlopsError, TransientError
 
 _log = logging.getLogger("mlops.flows")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,7 +91,9 @@ def run_flow(flow_obj: Any, *, orchestrate: bool | None = None, **params: Any) -
 
     `MLOPS_ORCHESTRATE=always|never` overrides the automatic choice.
     """
-    mode = os.environ.get("MLOPS_ORCHESTRATE", "auto")
+    mode = os.environ.get("MLOPS_ORCHESTRATE") or "auto"
+    if mode not in ("auto", "always", "never"):
+        raise InvalidInput(f"MLOPS_ORCHESTRATE must be auto, always or never, not '{mode[:40]}'")
     if orchestrate is None:
         orchestrate = {"always": True, "never": False}.get(mode, prefect_api_configured())
     return flow_obj(**params) if orchestrate else flow_obj.fn(**params)

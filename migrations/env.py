@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
@@ -37,10 +39,24 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_server_default=True)
-    with context.begin_transaction():
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_ID})
-        context.run_migrations()
+    # A session lock, taken and committed before Alembic reads the current revision: a transaction lock
+    # would be released by the first revision's autocommit_block() (CREATE INDEX CONCURRENTLY), letting a
+    # second `upgrade` that waited on it re-run the revisions the first one is still applying.
+    # Waiting is a poll, committing between tries: a backend blocked in pg_advisory_lock() holds a snapshot,
+    # and the holder's CREATE INDEX CONCURRENTLY waits for old snapshots, which would be a deadlock.
+    while not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": MIGRATION_LOCK_ID}).scalar():
+        connection.commit()
+        time.sleep(0.2)
+    connection.commit()
+    try:
+        context.configure(connection=connection, target_metadata=target_metadata, compare_server_default=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_ID})
+        connection.commit()
 
 
 if context.is_offline_mode():

@@ -4,22 +4,36 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
 
 from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.validation import check_text
 from db.models import ApiKey, Organization, User
 from db.queries.tenancy import membership_role, project_roles, user_by_email
 from db.session import session_scope, system_session
-from services.access import Action, Principal, validate_scopes
+from services.access import Action, Principal, scope_covers, validate_scopes
 from services.audit import authorize, record_audit, record_refusal
 
 KEY_MARKER = "mlk_"
 PREFIX_LENGTH = 12  # "mlk_" + 8 characters: enough to tell keys apart on screen, useless to an attacker
+# anything longer than a display prefix that starts like a key: a pasted key, never to be shown again
+_PASTED_KEY = re.compile(re.escape(KEY_MARKER) + r"[A-Za-z0-9_\-]{" + str(PREFIX_LENGTH - len(KEY_MARKER) + 1) + ",}")
+
+
+def redact_keys(text: str) -> str:
+    """`text` with every API key in it cut to its display prefix (`mlk_AbCdEfGh…`): for error messages that
+    quote what a user typed, which may be a key pasted into the wrong place."""
+    return _PASTED_KEY.sub(lambda m: m.group(0)[:PREFIX_LENGTH] + "…", text)
+
+
+def looks_like_key(text: str) -> bool:
+    return bool(_PASTED_KEY.search(text))
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,7 @@ class ApiKeyInfo:
     expires_at: datetime | None
     last_used_at: datetime | None
     is_active: bool
+    state: str = "active"  # active, revoked or expired
 
 
 def generate_key() -> tuple[str, str, str]:
@@ -123,8 +138,13 @@ def create_key(
     """Create a key for `user_email`; returns (plaintext shown once, info). Admins make keys for anyone in the
     organization, anyone else only for themselves; a key never grants more than its user's role."""
     granted = validate_scopes(scopes)
-    if not name.strip():
-        raise InvalidInput("an API key needs a --name")
+    check_text(name, "--name", max_length=255)  # api_keys.name
+    if looks_like_key(user_email) or "@" not in user_email:
+        raise InvalidInput(f"--user expects the e-mail of a member, not '{redact_keys(user_email)}'")
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise InvalidInput(
+            f"--expires {expires_at.isoformat(timespec='seconds')} is in the past: the key would never work"
+        )
     if principal.email != user_email:
         authorize(principal, Action.API_KEY_MANAGE, what=f"keys of {user_email}", audit_action="api_key.create",
                   resource_type="api_key")  # fmt: skip
@@ -161,21 +181,35 @@ def create_key(
 
 
 def list_keys(principal: Principal) -> list[ApiKeyInfo]:
-    """The organization's live keys (admins) or the principal's own."""
+    """The organization's live keys (admins; an admin's API key only with `api_keys:manage`) or the principal's
+    own, each with its state (an expired key is
+    shown as expired, not active)."""
     with session_scope(principal.organization_id) as session:
+        now = session.scalar(select(func.now()))
         query = (
             select(ApiKey, User.email)
             .join(User, User.id == ApiKey.user_id)
             .where(ApiKey.deleted_at.is_(None))
             .order_by(ApiKey.created_at)
         )
-        if principal.org_role != "admin":
+        # every key of the organization for an admin, and for an API key only with api_keys:manage
+        sees_all = principal.org_role == "admin" and (
+            principal.scopes is None or scope_covers(principal.scopes, "api_keys:manage")
+        )
+        if not sees_all:
             query = query.where(ApiKey.user_id == principal.user_id)
-        return [_info(key, email) for key, email in session.execute(query)]
+        return [_info(key, email, now) for key, email in session.execute(query)]
 
 
 def revoke_key(principal: Principal, *, key_prefix: str) -> ApiKeyInfo:
-    """Deactivate the key whose display prefix is `key_prefix` (admins, or the key's own user)."""
+    """Deactivate the key whose display prefix is `key_prefix` (a whole key pasted instead is cut to its
+    prefix, never echoed). Admins revoke any key, a user their own; an API key needs `api_keys:manage` for
+    any key but itself, whoever its user is."""
+    key_prefix = key_prefix.strip()
+    if looks_like_key(key_prefix):
+        key_prefix = key_prefix[:PREFIX_LENGTH]
+    if not key_prefix.startswith(KEY_MARKER) or len(key_prefix) != PREFIX_LENGTH:
+        raise InvalidInput(f"'{redact_keys(key_prefix)}' is not a key prefix (mlk_ and 8 characters, from `keys list`)")
     with session_scope(principal.organization_id) as session:
         row = session.execute(
             select(ApiKey, User.email)
@@ -189,6 +223,17 @@ def revoke_key(principal: Principal, *, key_prefix: str) -> ApiKeyInfo:
         if key.user_id != principal.user_id:
             authorize(principal, Action.API_KEY_MANAGE, what=f"keys of {email}", audit_action="api_key.revoke",
                       resource_type="api_key", resource_id=key.id)  # fmt: skip
+        elif (
+            principal.scopes is not None
+            and key.id != principal.api_key_id
+            and not scope_covers(principal.scopes, "api_keys:manage")
+        ):
+            # a read-only CI key must not be able to switch off its user's other keys
+            message = f"API key lacks scope 'api_keys:manage' needed to revoke key {key.key_prefix}…"
+            record_refusal(
+                principal, action="api_key.revoke", resource_type="api_key", resource_id=key.id, reason=message
+            )
+            raise PermissionDenied(message)
         key.is_active = False
         record_audit(
             session,
@@ -202,7 +247,10 @@ def revoke_key(principal: Principal, *, key_prefix: str) -> ApiKeyInfo:
         return _info(key, email)
 
 
-def _info(key: ApiKey, email: str) -> ApiKeyInfo:
+def _info(key: ApiKey, email: str, now: datetime | None = None) -> ApiKeyInfo:
+    refusal = key_refusal(
+        is_active=key.is_active, expires_at=key.expires_at, deleted_at=key.deleted_at, now=now or datetime.now(UTC)
+    )
     return ApiKeyInfo(
         id=key.id,
         name=key.name,
@@ -212,4 +260,5 @@ def _info(key: ApiKey, email: str) -> ApiKeyInfo:
         expires_at=key.expires_at,
         last_used_at=key.last_used_at,
         is_active=key.is_active is not False,
+        state="active" if refusal is None else "expired" if refusal.startswith("expired") else "revoked",
     )

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, MlopsError, NotFound
+from core.validation import check_text
 from db.models import NotificationChannel
 from db.session import session_scope, system_session
 from services.access import Action, Principal, require
 from services.audit import authorize, record_audit
-from services.secrets import Redacted, SecretBox, secret_box
-from services.senders import redact_value, send_message, validate_channel_settings
+from services.netguard import DestinationRefused, DestinationUnresolvable, check_url
+from services.secrets import (
+    Redacted,
+    SecretBox,
+    SecretError,
+    restore_key_file,
+    rotation_box,
+    secret_box,
+    write_key_file,
+)
+from services.senders import URL_FIELDS, redact_value, send_message, status_class, validate_channel_settings
 
 CONFIG_VERSION = 1
 
@@ -58,9 +69,13 @@ def add_channel(principal: Principal, *, name: str, channel_type: str, settings:
     """Create a channel (organization admins); Conflict when a live channel already has the name."""
     authorize(principal, Action.CHANNEL_MANAGE, what=f"channel '{name}'", audit_action="notification_channel.create",
               resource_type="notification_channel")  # fmt: skip
-    if not name.strip():
-        raise InvalidInput("a channel needs a --name")
+    check_text(name, "--name", max_length=255)  # notification_channels.name
     configuration = seal(channel_type, settings, secret_box())
+    for field_name in URL_FIELDS:
+        if field_name in settings:
+            # a name that does not resolve yet reaches nothing; it is checked again before every send
+            with suppress(DestinationUnresolvable):
+                check_url(str(settings[field_name]), what=f"{channel_type} channel")
     with session_scope(principal.organization_id) as session:
         existing = session.scalar(
             select(NotificationChannel.id).where(
@@ -102,14 +117,15 @@ def list_channels(principal: Principal) -> list[ChannelView]:
 
 
 def test_channel(principal: Principal, *, name: str) -> ChannelView:
-    """Send a test message through the channel now; audited. Raises TransientError / DeliveryRefused."""
+    """Send a test message through the channel now; audited. Raises DeliveryFailed ("failed: 4xx", "failed: no
+    response"): only the outcome's class, so that a test cannot be used to probe what listens where."""
     authorize(principal, Action.CHANNEL_MANAGE, what=f"channel '{name}'", audit_action="notification_channel.test",
               resource_type="notification_channel")  # fmt: skip
     with session_scope(principal.organization_id) as session:
         channel = _by_name(session, name)
         settings = unseal(channel.configuration, secret_box())
         view = _view(channel)
-    outcome = "delivered"
+    outcome, refused = "delivered", None
     try:
         send_message(
             view.type,
@@ -118,37 +134,78 @@ def test_channel(principal: Principal, *, name: str) -> ChannelView:
             text=f"Channel '{name}' of {principal.organization_slug} works.",
             data={"channel": name, "organization": principal.organization_slug, "test": True},
         )
-    except Exception as exc:
-        outcome = f"failed: {exc}"
-        raise
-    finally:
-        with session_scope(principal.organization_id) as session:
-            record_audit(
-                session,
-                principal=principal,
-                action="notification_channel.test",
-                resource_type="notification_channel",
-                resource_id=view.id,
-                details={"name": name, "outcome": outcome},
-            )
+    except DestinationRefused as exc:  # says why, naming the host the admin wrote
+        outcome, refused = str(exc), exc
+    except MlopsError as exc:  # anything the peer or the network did is reduced to its class
+        outcome = f"failed: {status_class(exc)}"
+    with session_scope(principal.organization_id) as session:
+        record_audit(
+            session,
+            principal=principal,
+            action="notification_channel.test",
+            resource_type="notification_channel",
+            resource_id=view.id,
+            details={"name": name, "outcome": outcome},
+        )
+    if refused is not None:
+        raise refused
+    if outcome != "delivered":
+        raise DeliveryFailed(f"test message through channel '{name}' {outcome}")
     return view
 
 
+class DeliveryFailed(MlopsError):
+    """A test message was not delivered; the message holds only the status class."""
+
+
 def reencrypt_all(box: SecretBox | None = None) -> int:
-    """Re-encrypt every channel secret of every organization under the newest key; returns how many."""
-    box = box or secret_box()
-    count = 0
+    """Re-encrypt every channel secret of every organization under the newest key; returns how many.
+
+    One transaction: when any secret cannot be decrypted, nothing is re-encrypted (SecretError names the
+    channel, never the secret)."""
+    # cross-organization by nature (every channel of every organization): the maintenance role
     with system_session() as session:
-        channels = session.scalars(
-            select(NotificationChannel).where(NotificationChannel.deleted_at.is_(None)).with_for_update()
-        )
-        for channel in channels:
-            configuration = dict(channel.configuration)
-            if configuration.get("secret"):
-                configuration["secret"] = box.rotate(configuration["secret"])
-                channel.configuration = configuration
-                count += 1
+        return _reencrypt(session, box)
+
+
+def rotate_key() -> int:
+    """`mlops secrets rotate`: a new key first in the key file and every secret re-encrypted under it, all or
+    nothing. The file is written inside the re-encryption's transaction, before its commit (a crash in between
+    leaves the database under the old key, which the file still holds); if anything fails, the file is put
+    back as it was."""
+    box, path, previous = rotation_box()
+    try:
+        with system_session() as session:
+            count = _reencrypt(session, box)
+            write_key_file(path, box.keys)
+    except BaseException:
+        restore_key_file(path, previous)
+        raise
     return count
+
+
+def _reencrypt(session, box: SecretBox | None) -> int:
+    channels = session.scalars(
+        select(NotificationChannel)
+        .where(NotificationChannel.deleted_at.is_(None))
+        .order_by(NotificationChannel.id)
+        .with_for_update()
+    ).all()
+    sealed = [c for c in channels if (c.configuration or {}).get("secret")]
+    if not sealed:
+        return 0
+    box = box or secret_box()  # MissingSecretKey only where there are secrets to re-encrypt
+    for channel in sealed:
+        configuration = dict(channel.configuration)
+        try:
+            configuration["secret"] = box.rotate(configuration["secret"])
+        except SecretError:
+            raise SecretError(
+                f"cannot re-encrypt the secrets of channel '{channel.name}': none of the configured keys "
+                "(MLOPS_SECRET_KEY, or secret.key under MLOPS_HOME) decrypts them; nothing was changed"
+            ) from None
+        channel.configuration = configuration
+    return len(sealed)
 
 
 def _by_name(session, name: str) -> NotificationChannel:

@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from core.errors import Conflict, InvalidInput, NotFound
+from core.validation import check_email, check_text
 from db.models import Organization, OrganizationMembership, User
 from db.models.tenancy import ORGANIZATION_ROLES
 from db.queries.tenancy import organization_by_slug, user_by_email
@@ -36,10 +37,9 @@ def add_member(principal: Principal, *, email: str, first_name: str, last_name: 
               audit_action="organization_membership.create", resource_type="user")  # fmt: skip
     if role not in ORGANIZATION_ROLES:
         raise InvalidInput(f"unknown role '{role}'; expected one of {', '.join(ORGANIZATION_ROLES)}")
-    if "@" not in email or len(email) > 255:
-        raise InvalidInput(f"'{email}' is not an e-mail address")
-    if not first_name.strip() or not last_name.strip():
-        raise InvalidInput("a member needs --first-name and --last-name")
+    check_email(email)
+    check_text(first_name, "--first-name", max_length=100)  # users.first_name / last_name are VARCHAR(100)
+    check_text(last_name, "--last-name", max_length=100)
     # users and memberships are global/platform rows the application role may not write: the maintenance
     # role does it, after the permission check above, every write scoped to the principal's organization
     with system_session() as session:

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from core.errors import InvalidInput, MlopsError, TransientError
+from core.validation import check_email, check_text
+from services.netguard import DestinationUnresolvable, check_url
 
 # httpx logs every request's full URL at INFO, and webhook URLs carry tokens: keep those loggers quiet.
 for _name in ("httpx", "httpcore"):
@@ -60,7 +63,19 @@ URL_FIELDS = ("url", "webhook_url")
 
 
 class DeliveryRefused(MlopsError):
-    """The peer answered, and refused the message (4xx other than 429): retrying will not help."""
+    """The peer answered, and refused the message (3xx, 4xx other than 429): retrying will not help."""
+
+
+def status_class(exc: BaseException) -> str:
+    """What a failed delivery may tell the person who set the channel up: the peer's status class ("4xx") or
+    "no response" — not the network error, which would make `channels test` a port scanner."""
+    return getattr(exc, "status_class", None) or "no response"
+
+
+def _failure(error: type[MlopsError], message: str, status: int | None = None) -> MlopsError:
+    exc = error(message)
+    exc.status_class = f"{status // 100}xx" if status else None  # type: ignore[attr-defined]
+    return exc
 
 
 def validate_channel_settings(channel_type: str, settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -68,6 +83,8 @@ def validate_channel_settings(channel_type: str, settings: dict[str, Any]) -> tu
     fields = CHANNEL_FIELDS.get(channel_type)
     if fields is None:
         raise InvalidInput(f"unknown channel type '{channel_type}'; expected one of {', '.join(CHANNEL_FIELDS)}")
+    if not isinstance(settings, dict):
+        raise InvalidInput(f"{channel_type} channel: the settings must be a JSON object")
     unknown = sorted(set(settings) - set(fields.allowed))
     if unknown:
         raise InvalidInput(f"{channel_type} channel: unknown setting(s) {', '.join(unknown)}")
@@ -76,15 +93,18 @@ def validate_channel_settings(channel_type: str, settings: dict[str, Any]) -> tu
         raise InvalidInput(f"{channel_type} channel: missing setting(s) {', '.join(missing)}")
     for name in URL_FIELDS:
         if name in settings:
-            parts = urlsplit(str(settings[name]))
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise InvalidInput(f"{channel_type} channel: '{name}' must be an http(s) URL")
+            _validate_url(channel_type, name, settings[name])
     if channel_type == "email":
         _validate_email(settings)
-    if "headers" in settings and not isinstance(settings["headers"], dict):
-        raise InvalidInput("webhook channel: 'headers' must be an object of header names to values")
+    if "headers" in settings:
+        _validate_headers(settings["headers"])
+    for name in ("channel", "signing_secret", "username", "password"):
+        if name in settings:
+            check_text(settings[name], f"{channel_type} channel: '{name}'", max_length=1024)
+    if "starttls" in settings and not isinstance(settings["starttls"], bool):
+        raise InvalidInput("email channel: 'starttls' must be true or false")
     if "timeout_seconds" in settings and not _positive_number(settings["timeout_seconds"]):
-        raise InvalidInput(f"{channel_type} channel: 'timeout_seconds' must be a positive number")
+        raise InvalidInput(f"{channel_type} channel: 'timeout_seconds' must be a number of seconds from 0 to 300")
     public = {k: v for k, v in settings.items() if k not in fields.secret}
     secret = {k: v for k, v in settings.items() if k in fields.secret}
     return public, secret
@@ -114,21 +134,52 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+MAX_URL_LENGTH = 2048
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}")
+
+
+def _validate_url(channel_type: str, name: str, value: Any) -> None:
+    if not isinstance(value, str) or len(value) > MAX_URL_LENGTH or re.search(r"[\s\x00-\x1f\x7f]", value):
+        raise InvalidInput(
+            f"{channel_type} channel: '{name}' must be one http(s) URL of at most {MAX_URL_LENGTH} characters"
+        )
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018  (raises for a port that is not a number)
+    except ValueError:
+        raise InvalidInput(f"{channel_type} channel: '{name}' has an invalid port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"{channel_type} channel: '{name}' must be an http(s) URL")
+
+
+def _validate_headers(headers: Any) -> None:
+    """Header names are tokens and values single lines: a CR/LF would let a tenant inject headers."""
+    if not isinstance(headers, dict) or len(headers) > 50:
+        raise InvalidInput("webhook channel: 'headers' must be an object of (at most 50) header names to values")
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise InvalidInput("webhook channel: a header name holds characters a header name cannot")
+        check_text(value, f"webhook channel: header '{name}'", max_length=4096)
+
+
 def _validate_email(settings: dict[str, Any]) -> None:
+    """Addresses are single plain addresses (CR/LF/NUL would inject SMTP headers), the port a real port."""
     to_addrs = settings.get("to_addrs")
     if isinstance(to_addrs, str):
         to_addrs = [to_addrs]
-    if not isinstance(to_addrs, list) or not all(isinstance(a, str) and "@" in a for a in to_addrs):
-        raise InvalidInput("email channel: 'to_addrs' must be a list of e-mail addresses")
-    if "@" not in str(settings.get("from_addr", "")):
-        raise InvalidInput("email channel: 'from_addr' must be an e-mail address")
+    if not isinstance(to_addrs, list) or not to_addrs or len(to_addrs) > 100:
+        raise InvalidInput("email channel: 'to_addrs' must be a list of (at most 100) e-mail addresses")
+    for address in to_addrs:
+        check_email(address, "email channel: 'to_addrs' entry")
+    check_email(settings.get("from_addr"), "email channel: 'from_addr'")
+    check_text(settings.get("smtp_host"), "email channel: 'smtp_host'", max_length=255)
     port = settings.get("smtp_port")
-    if not isinstance(port, int) or not 0 < port < 65536:
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise InvalidInput("email channel: 'smtp_port' must be a port number")
 
 
 def _positive_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 300
 
 
 # --- senders: the only code that talks to channels -------------------------------------------------------
@@ -146,16 +197,22 @@ def send_message(channel_type: str, settings: dict[str, Any], *, title: str, tex
     if settings.get("signing_secret"):
         headers["X-Mlops-Signature"] = signature(settings["signing_secret"], body)
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=timeout)
+        check_url(url, what=f"{channel_type} channel")  # again now: the name may resolve elsewhere than at `add`
+    except DestinationUnresolvable as exc:
+        raise _failure(TransientError, str(exc)) from None
+    try:
+        # never follow a redirect: an allowed public host could otherwise bounce the request to an internal one
+        response = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
     except httpx.HTTPError as exc:
         # httpx's message carries the URL, which is a secret: report the kind of failure only
-        raise TransientError(f"{channel_type} channel unreachable ({type(exc).__name__})") from None
-    if response.status_code == 429 or response.status_code >= 500:
+        raise _failure(TransientError, f"{channel_type} channel unreachable ({type(exc).__name__})") from None
+    status = response.status_code
+    if status == 429 or status >= 500:
         retry_after = response.headers.get("Retry-After")
         hint = f", retry after {retry_after}s" if retry_after else ""
-        raise TransientError(f"{channel_type} channel answered HTTP {response.status_code}{hint}")
-    if response.status_code >= 400:
-        raise DeliveryRefused(f"{channel_type} channel refused the message: HTTP {response.status_code}")
+        raise _failure(TransientError, f"{channel_type} channel answered HTTP {status}{hint}", status)
+    if status >= 300:
+        raise _failure(DeliveryRefused, f"{channel_type} channel refused the message: HTTP {status}", status)
 
 
 def _send_email(settings: dict[str, Any], *, title: str, text: str, timeout: float) -> None:
@@ -173,11 +230,12 @@ def _send_email(settings: dict[str, Any], *, title: str, text: str, timeout: flo
                 smtp.login(settings["username"], settings.get("password", ""))
             smtp.send_message(message)
     except smtplib.SMTPResponseException as exc:
-        if 400 <= exc.smtp_code < 500:
-            raise TransientError(f"email channel: SMTP server answered {exc.smtp_code}") from None
-        raise DeliveryRefused(f"email channel: SMTP server refused the message ({exc.smtp_code})") from None
+        code = exc.smtp_code
+        if 400 <= code < 500:
+            raise _failure(TransientError, f"email channel: SMTP server answered {code}", code) from None
+        raise _failure(DeliveryRefused, f"email channel: SMTP server refused the message ({code})", code) from None
     except (OSError, smtplib.SMTPException) as exc:
-        raise TransientError(f"email channel: SMTP server unreachable ({type(exc).__name__})") from None
+        raise _failure(TransientError, f"email channel: SMTP server unreachable ({type(exc).__name__})") from None
 
 
 # --- batch senders for notification dispatch ----------------------------------------------------------------
@@ -211,7 +269,24 @@ def post_many(requests: list[HttpRequest], *, concurrency: int = 32) -> list[Sen
     """
     if not requests:
         return []
-    return asyncio.run(_post_many(requests, concurrency))
+    refused = _refused_destinations(requests)
+    allowed = [r for r in requests if r.url not in refused]
+    answers = iter(asyncio.run(_post_many(allowed, concurrency)) if allowed else [])
+    return [refused[r.url] if r.url in refused else next(answers) for r in requests]
+
+
+def _refused_destinations(requests: list[HttpRequest]) -> dict[str, SendResult]:
+    """The URLs `netguard` refuses now (checked once per URL, right before sending: a name may resolve elsewhere
+    than when the channel was added), each with its secret-free result."""
+    refused: dict[str, SendResult] = {}
+    for url in {r.url for r in requests}:
+        try:
+            check_url(url)
+        except DestinationUnresolvable as exc:
+            refused[url] = SendResult(None, error=str(exc), kind="retry")
+        except InvalidInput as exc:
+            refused[url] = SendResult(None, error=str(exc), kind="permanent")
+    return refused
 
 
 async def _post_many(requests: list[HttpRequest], concurrency: int) -> list[SendResult]:

@@ -64,30 +64,56 @@ app.command("dispatch")(notifications.dispatch)
 
 
 def main() -> None:
-    """Entry point: run the app, mapping every error to one line on stderr and an exit code."""
-    from sqlalchemy.exc import SQLAlchemyError
+    """Entry point: run the app, mapping every error to one line on stderr and an exit code.
+
+    Bad input and refusals come as `MlopsError`s (exit 2/3/1); a PostgreSQL data exception (SQLSTATE class
+    22: a value the schema cannot hold) is bad input too (exit 2); anything else is one line and exit 1, with
+    the traceback only under `--debug` (anywhere on the command line).
+    """
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     from services.audit import client_context
 
+    args = sys.argv[1:]
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
     try:
         with client_context(user_agent=f"mlops-cli/{version('mlops-control-plane')}"):
-            code = app(standalone_mode=False)
+            code = app(args=args, prog_name="mlops", standalone_mode=False)
     except UsageError as exc:
-        typer.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(2)
+        if not exc.format_message().strip():  # no command given: the help was printed instead
+            sys.exit(2)
+        _fail(exc.format_message(), 2)
     except ClickException as exc:
-        typer.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc.format_message(), exc.exit_code)
     except typer.Abort:
-        typer.echo("error: aborted", err=True)
-        sys.exit(1)
+        _fail("aborted", 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
     except MlopsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code, debug=debug)
     except SQLAlchemyError as exc:
         from sqlalchemy.exc import OperationalError
 
-        detail = str(getattr(exc, "orig", exc)).splitlines()[0]
-        typer.echo(f"error: database: {detail}", err=True)
-        sys.exit(4 if isinstance(exc, OperationalError) else 1)  # 4: unreachable or down, as for Prefect
+        detail = (str(getattr(exc, "orig", exc)).splitlines() or [type(exc).__name__])[0]
+        sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) if isinstance(exc, DBAPIError) else None
+        data_error = bool(sqlstate and sqlstate.startswith("22"))  # 22xxx: the data itself is wrong
+        unreachable = isinstance(exc, OperationalError)  # the database is down or unreachable, as for Prefect
+        _fail(f"database: {detail}", 4 if unreachable else 2 if data_error else 1, debug=debug)
+    except Exception as exc:  # a bug or an environment we did not foresee: still one line, no traceback
+        detail = (str(exc).splitlines() or [""])[0]
+        _fail(f"{type(exc).__name__}: {detail} (rerun with --debug for the traceback)", 1, debug=debug)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int, *, debug: bool = False) -> None:
+    """One line on stderr (any API key in it cut to its prefix), then exit `code`."""
+    from services.apikeys import redact_keys
+
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    line = " ".join(message.split()) or "failed"
+    typer.echo(f"error: {redact_keys(line)}", err=True)
+    sys.exit(code)

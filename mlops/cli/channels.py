@@ -57,21 +57,32 @@ def channels_test(
     organization: OrgOption = None,
     as_email: AsOption = None,
 ) -> None:
-    """Send a test message through a channel now."""
+    """Send a test message through a channel now: prints "delivered", or fails with "failed: <status class>"."""
     from services.channels import test_channel
 
     view = test_channel(principal_for(organization, as_email), name=name)
-    typer.echo(f"test message delivered through {view.type} channel '{view.name}'")
+    typer.echo(f"{view.type} channel '{view.name}': delivered")
+
+
+@secrets_app.command("init")
+def secrets_init() -> None:
+    """Create the key file under MLOPS_HOME (when MLOPS_SECRET_KEY is unset and there is none yet)."""
+    from services.secrets import ensure_key_file
+
+    created = ensure_key_file()
+    if created is None:
+        typer.echo("a secret key is already configured (MLOPS_SECRET_KEY or the key file): nothing changed")
+    else:
+        typer.echo(f"created a secret key in {created}; keep it (and back it up): channel secrets need it")
 
 
 @secrets_app.command("rotate")
 def secrets_rotate() -> None:
-    """Add a new key (key file under MLOPS_HOME) and re-encrypt every channel secret under it."""
-    from services.channels import reencrypt_all
-    from services.secrets import add_key_to_file
+    """Add a new key first in the key file under MLOPS_HOME and re-encrypt every channel secret under it, all or
+    nothing."""
+    from services.channels import rotate_key
 
-    box = add_key_to_file()
-    count = reencrypt_all(box)
+    count = rotate_key()
     typer.echo(f"re-encrypted {count} channel secret(s) under the new key; old keys still decrypt")
 
 

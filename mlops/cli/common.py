@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,9 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import InvalidInput
+from core.validation import check_json_value
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 OrgOption = Annotated[str | None, typer.Option("--org", help="Organization slug.", envvar="MLOPS_ORG")]
 AsOption = Annotated[
@@ -75,19 +79,65 @@ def parse_datetime(text: str, option: str) -> datetime:
     return value
 
 
+MAX_INPUT_BYTES = 10 * 1024 * 1024  # a metrics, schema, config or requirements file is small; refuse anything huge
+
+
+def _read_bytes(source: str, option: str) -> bytes:
+    try:
+        if source == "-":
+            stream = getattr(sys.stdin, "buffer", None)
+            data = stream.read(MAX_INPUT_BYTES + 1) if stream else sys.stdin.read().encode()
+        else:
+            path = Path(source)
+            if path.is_dir():
+                raise InvalidInput(f"{option}: {source} is a directory, not a file")
+            with path.open("rb") as handle:
+                data = handle.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise InvalidInput(f"{option}: cannot read {source}: {exc.strerror}") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise InvalidInput(f"{option}: {source} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB")
+    return data
+
+
+def _decode(data: bytes, source: str, option: str) -> str:
+    if b"\x00" in data:
+        raise InvalidInput(f"{option}: {source} is a binary file, not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{option}: {source} is not UTF-8 text (byte {exc.start})") from None
+
+
 def read_text(source: str, option: str) -> str:
-    try:
-        return Path(source).read_text()
-    except OSError as exc:
-        raise InvalidInput(f"{option}: cannot read {source}: {exc.strerror}") from None
+    """A small UTF-8 text file; InvalidInput for a missing, binary, non-UTF-8 or huge one."""
+    text = _decode(_read_bytes(source, option), source, option)
+    if _CONTROL.search(text):
+        raise InvalidInput(f"{option}: {source} contains control characters; is it a text file?")
+    return text
 
 
-def read_json(source: str, option: str) -> Any:
+def read_json(source: str, option: str, *, expect: type | None = dict) -> Any:
+    """A JSON document from a file or `-` (stdin) that PostgreSQL can store: UTF-8, finite numbers, no NUL;
+    with `expect` (default: an object), of that type."""
+    text = _decode(_read_bytes(source, option), source, option)
+
+    def no_constant(name: str) -> Any:
+        raise InvalidInput(f"{option}: {source} holds {name}; only finite numbers are allowed")
+
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text()
-    except OSError as exc:
-        raise InvalidInput(f"{option}: cannot read {source}: {exc.strerror}") from None
-    try:
-        return json.loads(text)
+        value = json.loads(text, parse_constant=no_constant)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{option}: {source} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise InvalidInput(f"{option}: {source} is nested too deeply") from None
+    if expect is not None and not isinstance(value, expect):
+        kind = {dict: "an object", list: "an array"}.get(expect, expect.__name__)
+        raise InvalidInput(f"{option}: {source} must hold a JSON {kind}, not {_json_kind(value)}")
+    return check_json_value(value, option)
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(type(value), "a number")

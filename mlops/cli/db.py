@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
-from core.errors import MlopsError
+from core.errors import InvalidInput, MlopsError
 
 app = typer.Typer(help="Migrate the shared schema.", no_args_is_help=True)
 
@@ -15,16 +16,39 @@ app = typer.Typer(help="Migrate the shared schema.", no_args_is_help=True)
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Migrate the database (DATABASE_URL, or the embedded default) up to REVISION."""
     from db import migrate
+    from services.secrets import ensure_key_file
 
+    migrate.validate_revision(revision)
+    first = migrate.current_revision() is None
     migrate.upgrade(revision)
     typer.echo(f"database at revision {migrate.current_revision()}")
+    if first:  # the one place besides the demo where a key is made: a new installation's first migration
+        created = ensure_key_file()
+        if created is not None:
+            typer.echo(f"created the channel secret key {created} (or set MLOPS_SECRET_KEY); back it up", err=True)
 
 
 @app.command("downgrade")
-def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. base or 0001.")]) -> None:
-    """Migrate the database down to REVISION."""
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. base or 0001.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Drop tables and columns even when they hold data.")] = False,
+) -> None:
+    """Migrate the database down to REVISION. Says what it drops first; refuses to drop data without --yes
+    (or a confirmation at a terminal)."""
     from db import migrate
 
+    plan = migrate.downgrade_plan(revision)
+    if plan.current is None:
+        typer.echo("the database has no schema: nothing to downgrade")
+        return
+    if plan.holding_data and not yes:
+        summary = f"downgrading {plan.current} -> {revision} drops {plan.describe()}"
+        if not sys.stdin.isatty():
+            raise InvalidInput(f"{summary}; {', '.join(plan.holding_data)} hold data: rerun with --yes to drop them")
+        typer.echo(summary, err=True)
+        typer.confirm(f"{', '.join(plan.holding_data)} hold data. Drop them?", abort=True, err=True)
+    elif plan.drops_anything:
+        typer.echo(f"dropping {plan.describe()}", err=True)
     migrate.downgrade(revision)
     typer.echo(f"database at revision {migrate.current_revision() or 'base'}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -102,21 +103,36 @@ def drift_compare(
     from tasks.drift import dataset_drift
 
     types = read_json(column_types, "--column-types") if column_types else None
-    if types is not None and not isinstance(types, dict):
-        raise InvalidInput("--column-types must be a JSON object of column name to 'num' or 'cat'")
     methods = parse_pairs(method or [], "--method", str)
     thresholds = parse_pairs(threshold or [], "--threshold", float)
+    for column, value in thresholds.items():
+        # a threshold of 0 or less would make the column never (p-value tests) or always drift: not a setting
+        if not (math.isfinite(value) and value > 0):
+            raise InvalidInput(f"--threshold {column}: must be a finite number above 0, got {value:g}")
+    html_path = Path(html) if html else None
+    if html_path is not None and not html_path.parent.is_dir():
+        raise InvalidInput(f"--html: directory {html_path.parent} does not exist")
+    if html_path is not None and html_path.is_dir():
+        raise InvalidInput(f"--html: {html_path} is a directory")
     reference_frame = read_uri(reference)
     current_frame = read_uri(current)
+    for name, frame in (("reference", reference_frame), ("current", current_frame)):
+        if len(frame) == 0:
+            raise InvalidInput(f"the {name} dataset has no rows: nothing to compare")
     result = dataset_drift(
         reference_frame, current_frame, column_types=types, methods=methods, thresholds=thresholds,
         drift_threshold=drift_threshold,
     )  # fmt: skip
-    if html:
+    if html_path is not None:
         from tasks.drift_report import render_drift_html
 
-        Path(html).write_text(render_drift_html(result, reference_frame, current_frame, title="Data drift",
-                                                subtitle=f"{reference} vs {current}"))  # fmt: skip
+        page = render_drift_html(
+            result, reference_frame, current_frame, title="Data drift", subtitle=f"{reference} vs {current}"
+        )
+        try:
+            html_path.write_text(page, encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"--html: cannot write {html_path}: {exc.strerror}") from None
     if as_json:
         echo_json(result.to_json())
     else:

@@ -90,9 +90,10 @@ def keys_list(organization: OrgOption = None, as_email: AsOption = None, as_json
         echo_json([k.__dict__ for k in keys])
         return
     for k in keys:
-        state = "active" if k.is_active else "revoked"
+        expiry = f"  expires {k.expires_at:%Y-%m-%d %H:%M}" if k.expires_at and k.state == "active" else ""
         typer.echo(
-            f"{k.key_prefix}…  {k.name}  {k.user_email}  {','.join(k.scopes)}  {state}  last used {k.last_used_at}"
+            f"{k.key_prefix}…  {k.name}  {k.user_email}  {','.join(k.scopes)}  {k.state}{expiry}  "
+            f"last used {k.last_used_at}"
         )
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from core.validation import check_text
 from mlops.cli.common import (
     AsOption,
     JsonOption,
@@ -39,6 +40,15 @@ def register(
     from tasks.registry import parse_model_ref
 
     org, project, model = parse_model_ref(model_ref)
+    # lengths of the columns these land in (models.name 255, model_versions.version 50, the model's kind 100):
+    # checked before the flow uploads the artifact, so a refusal leaves no orphan object in the store
+    check_text(model, "model name", max_length=255)
+    check_text(version, "version", max_length=50)
+    for option, value in (("--model-type", model_type), ("--framework", framework), ("--task-type", task_type)):
+        if value is not None:
+            check_text(value, option, max_length=100)
+    if description is not None:
+        check_text(description, "--description", max_length=100_000, required=False, multiline=True)
     params = dict(
         organization=org,
         project=project,
@@ -93,6 +103,9 @@ def promote(
 
     org, project, model = parse_model_ref(model_ref)
     validate_stage(to_stage)
+    check_text(version, "version", max_length=50)
+    if reason is not None:
+        check_text(reason, "--reason", max_length=100_000, required=False, multiline=True)
     params = dict(
         organization=org,
         project=project,

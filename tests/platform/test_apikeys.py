@@ -81,8 +81,9 @@ class TestCreateAndAuthenticate:
             user_email="developer@alpha.example",
             name="old",
             scopes=["models:read"],
-            expires_at=datetime.now(UTC) - timedelta(minutes=1),
+            expires_at=datetime.now(UTC) + timedelta(minutes=1),
         )
+        _expire(url, info.id)
         with pytest.raises(PermissionDenied, match="expired"):
             resolve_principal(organization="alpha", api_key=plaintext)
         audit = rows(url, "SELECT action FROM audit_logs WHERE resource_id = :id ORDER BY created_at", id=info.id)
@@ -127,7 +128,81 @@ class TestCreateAndAuthenticate:
 
     def test_revoking_an_unknown_prefix(self, tenants_db, admin):
         with pytest.raises(NotFound):
-            apikeys.revoke_key(admin, key_prefix="mlk_nothere")
+            apikeys.revoke_key(admin, key_prefix="mlk_nothere1")
+
+
+def _expire(url: str, key_id) -> None:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE api_keys SET expires_at = now() - interval '1 minute' WHERE id = :id"), {"id": key_id}
+        )
+    engine.dispose()
+
+
+class TestHostileUse:
+    def test_a_key_cannot_be_created_already_expired(self, tenants_db, admin):
+        url, _, _ = tenants_db
+        with pytest.raises(InvalidInput, match="in the past"):
+            apikeys.create_key(
+                admin,
+                user_email="developer@alpha.example",
+                name="late",
+                scopes=["models:read"],
+                expires_at=datetime.now(UTC) - timedelta(seconds=1),
+            )
+        assert rows(url, "SELECT count(*) AS n FROM api_keys WHERE name = 'late'")[0]["n"] == 0
+
+    def test_an_expired_key_is_listed_as_expired(self, tenants_db, admin):
+        url, _, _ = tenants_db
+        _, info = apikeys.create_key(
+            admin,
+            user_email="developer@alpha.example",
+            name="soon",
+            scopes=["models:read"],
+            expires_at=datetime.now(UTC) + timedelta(minutes=1),
+        )
+        _expire(url, info.id)
+        (listed,) = [k for k in apikeys.list_keys(admin) if k.id == info.id]
+        assert listed.state == "expired"
+
+    def test_a_key_revokes_only_what_its_scope_allows(self, tenants_db, admin):
+        reader, _ = apikeys.create_key(admin, user_email="admin@alpha.example", name="read", scopes=["models:read"])
+        manager, _ = apikeys.create_key(admin, user_email="admin@alpha.example", name="mgr", scopes=["api_keys:manage"])
+        _, ci = apikeys.create_key(admin, user_email="admin@alpha.example", name="ci", scopes=["models:promote"])
+        as_reader = resolve_principal(organization="alpha", api_key=reader)
+        with pytest.raises(PermissionDenied, match="api_keys:manage"):
+            apikeys.revoke_key(as_reader, key_prefix=ci.key_prefix)  # same user, but the key may only read
+        assert next(k for k in apikeys.list_keys(admin) if k.id == ci.id).state == "active"
+        apikeys.revoke_key(as_reader, key_prefix=reader[:12])  # a key may always switch itself off
+        apikeys.revoke_key(resolve_principal(organization="alpha", api_key=manager), key_prefix=ci.key_prefix)
+        assert next(k for k in apikeys.list_keys(admin) if k.id == ci.id).state == "revoked"
+
+    def test_a_read_only_key_of_an_admin_lists_only_its_users_keys(self, tenants_db, admin):
+        reader, _ = apikeys.create_key(admin, user_email="admin@alpha.example", name="read", scopes=["models:read"])
+        apikeys.create_key(admin, user_email="developer@alpha.example", name="dev", scopes=["models:read"])
+        listed = apikeys.list_keys(resolve_principal(organization="alpha", api_key=reader))
+        assert {k.user_email for k in listed} == {"admin@alpha.example"}
+        assert "developer@alpha.example" in {k.user_email for k in apikeys.list_keys(admin)}
+
+    def test_a_whole_key_pasted_as_a_prefix_revokes_by_its_prefix_and_is_never_echoed(self, tenants_db, admin):
+        plaintext, info = apikeys.create_key(admin, user_email="developer@alpha.example", name="x", scopes=["*"])
+        assert apikeys.revoke_key(admin, key_prefix=plaintext).id == info.id
+        unknown, _, _ = apikeys.generate_key()
+        with pytest.raises(NotFound) as caught:
+            apikeys.revoke_key(admin, key_prefix=unknown)
+        assert unknown not in str(caught.value) and unknown[:12] in str(caught.value)
+
+    def test_a_whole_key_pasted_as_the_user_is_never_echoed(self, tenants_db, admin):
+        plaintext, _, _ = apikeys.generate_key()
+        with pytest.raises(InvalidInput) as caught:
+            apikeys.create_key(admin, user_email=plaintext, name="x", scopes=["*"])
+        assert plaintext not in str(caught.value)
+
+    def test_redact_keys_cuts_every_key_to_its_prefix(self):
+        plaintext, prefix, _ = apikeys.generate_key()
+        assert apikeys.redact_keys(f"unknown user '{plaintext}'") == f"unknown user '{prefix}…'"
+        assert apikeys.redact_keys(f"prefix {prefix} stays") == f"prefix {prefix} stays"
 
 
 class TestIdentity:

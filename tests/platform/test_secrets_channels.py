@@ -13,8 +13,8 @@ from sqlalchemy import create_engine, pool, text
 from core.errors import Conflict, InvalidInput, PermissionDenied, TransientError
 from services import channels
 from services.auth import resolve_principal
-from services.secrets import SecretBox, SecretError, parse_keys, secret_box
-from services.senders import DeliveryRefused
+from services.secrets import SecretBox, SecretError, ensure_key_file, parse_keys, secret_box
+from services.senders import DeliveryRefused, send_message
 
 SECRET_TOKEN = "xoxb-super-secret-token-4242"
 
@@ -56,6 +56,8 @@ class TestSecretBox:
     def test_embedded_default_key_file_is_private(self, monkeypatch, tmp_path):
         monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
         monkeypatch.setenv("MLOPS_SECRET_KEY", "")
+        assert ensure_key_file() == tmp_path / "secret.key"
+        assert ensure_key_file() is None  # made once
         box = secret_box()
         key_file = tmp_path / "secret.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -104,35 +106,48 @@ class TestChannels:
         assert message["To"] == "oncall@acme.example" and message["Subject"] == "mlops test message"
 
     @pytest.mark.parametrize(
-        ("status", "error"), [(500, TransientError), (429, TransientError), (404, DeliveryRefused)]
+        ("status", "error", "status_class"),
+        [
+            (500, TransientError, "5xx"),
+            (429, TransientError, "4xx"),
+            (404, DeliveryRefused, "4xx"),
+            (302, DeliveryRefused, "3xx"),
+        ],
     )
-    def test_failing_peer_errors_never_show_the_secret(self, tenants_db, admin, http_peer, caplog, status, error):
-        http_peer.respond(status, headers={"Retry-After": "7"} if status == 429 else None)
+    def test_failing_peer_errors_never_show_the_secret(
+        self, tenants_db, admin, http_peer, caplog, status, error, status_class
+    ):
+        http_peer.respond(status, headers={"Retry-After": "7", "Location": "http://169.254.169.254/"})
         channels.add_channel(
             admin, name="oncall", channel_type="webhook", settings={"url": f"{http_peer.url}/{SECRET_TOKEN}"}
         )
         caplog.set_level(logging.DEBUG)
-        with pytest.raises(error) as caught:
+        with pytest.raises(channels.DeliveryFailed) as caught:
             channels.test_channel(admin, name="oncall")
-        assert SECRET_TOKEN not in str(caught.value) and SECRET_TOKEN not in repr(caught.value.__cause__)
+        assert str(caught.value) == f"test message through channel 'oncall' failed: {status_class}"
+        with pytest.raises(error) as direct:  # what notification dispatch sees: retry or not
+            send_message("webhook", {"url": f"{http_peer.url}/{SECRET_TOKEN}"}, title="t", text="t", data={})
+        assert SECRET_TOKEN not in str(direct.value) and SECRET_TOKEN not in repr(direct.value.__cause__)
         assert SECRET_TOKEN not in caplog.text
+        assert len(http_peer.requests) == 2  # a redirect is never followed
         if status == 429:
-            assert "retry after 7s" in str(caught.value)
+            assert "retry after 7s" in str(direct.value)
 
-    def test_stalled_peer_times_out_as_transient(self, tenants_db, admin, http_peer):
+    def test_stalled_peer_is_no_response(self, tenants_db, admin, http_peer):
         http_peer.respond(200, delay=3)
         channels.add_channel(admin, name="oncall", channel_type="webhook",
                              settings={"url": f"{http_peer.url}/{SECRET_TOKEN}", "timeout_seconds": 0.5})  # fmt: skip
-        with pytest.raises(TransientError, match="unreachable") as caught:
+        with pytest.raises(channels.DeliveryFailed, match="failed: no response$"):
             channels.test_channel(admin, name="oncall")
-        assert SECRET_TOKEN not in str(caught.value)
 
-    def test_unreachable_peer_is_transient(self, tenants_db, admin):
+    def test_unreachable_peer_is_no_response_and_transient(self, tenants_db, admin):
         channels.add_channel(
             admin, name="oncall", channel_type="webhook", settings={"url": f"http://127.0.0.1:9/{SECRET_TOKEN}"}
         )
-        with pytest.raises(TransientError) as caught:
+        with pytest.raises(channels.DeliveryFailed, match="failed: no response$"):
             channels.test_channel(admin, name="oncall")
+        with pytest.raises(TransientError) as caught:
+            send_message("webhook", {"url": f"http://127.0.0.1:9/{SECRET_TOKEN}"}, title="t", text="t", data={})
         assert SECRET_TOKEN not in str(caught.value)
 
     def test_test_attempts_are_audited_without_secrets(self, tenants_db, admin, http_peer):
@@ -208,7 +223,7 @@ def test_key_file_is_not_world_readable_even_with_a_permissive_umask(monkeypatch
     monkeypatch.setenv("MLOPS_SECRET_KEY", "")
     old = os.umask(0)
     try:
-        secret_box()
+        ensure_key_file()
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "secret.key").stat().st_mode) == 0o600

@@ -1,0 +1,69 @@
+"""Where notification channels may send: public addresses only, unless the operator allows a host by name.
+
+A channel's URL is chosen by a tenant; without this check `channels add` + `channels test` would let any
+organization admin make the control plane POST to the cloud metadata service (169.254.169.254), the database
+host or any other internal address. The check runs on the addresses the name resolves to (so a public name
+pointing at 127.0.0.1 is refused too), at `channels add` and again just before each delivery (the DNS answer
+may have changed since). Senders never follow redirects, so an allowed host cannot bounce a request inward.
+
+`MLOPS_ALLOWED_NOTIFY_HOSTS` (comma-separated host names or IP addresses, compared case-insensitively and
+exactly as written in the URL) lets an on-premises receiver on a private address through.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from urllib.parse import urlsplit
+
+from core.errors import InvalidInput
+
+ALLOWED_HOSTS_ENV = "MLOPS_ALLOWED_NOTIFY_HOSTS"
+
+
+class DestinationRefused(InvalidInput):
+    """The channel's address is not one the control plane may send to (never carries the URL itself)."""
+
+
+class DestinationUnresolvable(InvalidInput):
+    """The channel's host name does not resolve (now)."""
+
+
+def allowed_hosts() -> frozenset[str]:
+    """The operator's allow list: `MLOPS_ALLOWED_NOTIFY_HOSTS`, lower-cased."""
+    raw = os.environ.get(ALLOWED_HOSTS_ENV, "")
+    return frozenset(h.strip().lower().strip("[]") for h in raw.split(",") if h.strip())
+
+
+def is_public(address: str) -> bool:
+    """Whether an IP address is globally routable (not loopback, private, link-local, reserved, multicast...)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone id ("fe80::1%eth0") is link-local
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def check_url(url: str, *, what: str = "channel") -> None:
+    """Raise DestinationRefused unless every address `url`'s host resolves to is public, or the host is on the
+    allow list; DestinationUnresolvable when it does not resolve. Messages name the host, never the URL (its
+    path and query carry tokens)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        raise DestinationRefused(f"{what}: the URL must be http(s) with a host")
+    if host in allowed_hosts():
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise DestinationRefused(f"{what}: the URL's port is not a number from 1 to 65535") from None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise DestinationUnresolvable(f"{what}: host '{host}' does not resolve") from None
+    if not infos or not all(is_public(str(info[4][0])) for info in infos):
+        raise DestinationRefused(
+            f"{what}: host '{host}' is a loopback, private, link-local or otherwise internal address; "
+            f"an operator can allow it with {ALLOWED_HOSTS_ENV}"
+        )
