@@ -248,6 +248,28 @@ class TestDrift:
         assert result.stderr.strip().splitlines()[-1].endswith(" deployment(s) could not be analysed")
 
 
+    def test_drift_exits_1_like_drift_compare_and_0_without_drift(self, seeded):
+        from datetime import UTC, datetime
+        from pathlib import Path
+
+        from demo.sample_data import logged_inputs
+
+        start, end = datetime(2026, 11, 20, 9, tzinfo=UTC), datetime(2026, 11, 20, 10, tzinfo=UTC)
+        logs = Path(seeded["MLOPS_HOME"], "artifacts/mlops/inference-logs/acme/fraud-detection")
+        for deployment, drifted in (("fraud-api-prod", True), ("fraud-api-staging", False)):
+            folder = logs / deployment / "date=2026-11-20"
+            folder.mkdir(parents=True, exist_ok=True)
+            logged_inputs(start, end, per_hour=1500, seed=11, drifted=drifted).to_parquet(folder / "cli.parquet")
+        window = ("--start", start.isoformat(), "--end", end.isoformat(), "--as", "dev@acme.example")
+        drifted = mlops(seeded, "drift", "--deployment", "acme/fraud-detection/fraud-api-prod", "--env",
+                        "production", *window)  # fmt: skip
+        assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+        assert "drift" in drifted.stdout and not drifted.stderr.strip()
+        calm = mlops(seeded, "drift", "--deployment", "acme/fraud-detection/fraud-api-staging", "--env",
+                     "staging", *window)  # fmt: skip
+        assert calm.returncode == 0, calm.stdout + calm.stderr
+
+
 class TestInvitations:
     def test_accepting_without_an_invitation_is_one_line_and_exit_2(self, seeded):
         result = mlops(seeded, "users", "accept", "--org", "acme", "--as", "viewer@acme.example")

@@ -44,7 +44,8 @@ def drift(
     as_json: JsonOption = False,
 ) -> None:
     """Run drift detection (flow detect-drift) for every configured deployment, one organization or one
-    deployment. Exit 1 when a deployment could not be analysed."""
+    deployment. Exit 1 when a deployment drifted or could not be analysed (like `drift compare`: drift is
+    exit 1, so a CI step can stop on it), 0 when none drifted."""
     if ctx.invoked_subcommand is not None:
         return
     from flows.drift_detection import detect_drift
@@ -80,6 +81,8 @@ def drift(
             typer.echo("no active deployment has drift monitoring configured")
     if summary["failed"]:
         raise MlopsError(f"{summary['failed']} deployment(s) could not be analysed")
+    if summary["drift_detected"]:
+        raise typer.Exit(1)
 
 
 @app.command("compare")
