@@ -87,6 +87,8 @@ class Principal:
     scopes: frozenset[str] | None = None  # None: not restricted by a key
     is_system: bool = False
     project_roles: dict[uuid.UUID, str] = field(default_factory=dict, compare=False, hash=False)
+    # a deployment run's claimed `actor`: recorded in audit details as "requested by", never verified
+    requested_by: str | None = field(default=None, compare=False)
 
     @property
     def display(self) -> str:

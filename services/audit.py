@@ -56,6 +56,8 @@ def record_audit(
     body = dict(details or {})
     if principal.is_system:
         body.setdefault("actor", "system")
+    if principal.requested_by:
+        body.setdefault("requested_by", {"email": principal.requested_by, "verified": False})
     return session.execute(
         insert(AuditLog)
         .values(

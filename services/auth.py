@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from core.errors import InvalidInput, PermissionDenied
@@ -18,14 +19,33 @@ def api_key_from_env() -> str | None:
     return os.environ.get(API_KEY_ENV) or None
 
 
-def acting_principal(organization: str | None, as_email: str | None, *, on_demand: bool = True) -> Principal:
-    """The acting principal: `MLOPS_API_KEY` when set, else `as_email` in `organization`."""
-    return resolve_principal(
-        organization=organization, as_email=as_email, api_key=api_key_from_env(), on_demand=on_demand
-    )
+def acting_principal(
+    organization: str | None, as_email: str | None, *, on_demand: bool = True, key_only: bool = False
+) -> Principal:
+    """The acting principal: `MLOPS_API_KEY` when set, else `as_email` in `organization`.
+
+    With `key_only` (a Prefect deployment run: anyone who can reach the Prefect API can start one and type any
+    e-mail), only the key counts: without one nothing is touched, and `as_email` is at most recorded in the
+    audit details as an unverified "requested by".
+    """
+    key = api_key_from_env()
+    if key_only:
+        if not key:
+            raise PermissionDenied(
+                "a deployment run authenticates with an API key: set MLOPS_API_KEY in the run's environment "
+                "(`mlops promote --submit` passes the caller's; in the UI, the run's job variable env); "
+                "the `actor` parameter alone proves nothing"
+            )
+        principal = resolve_principal(organization=organization, api_key=key, on_demand=on_demand)
+        if as_email and as_email.lower() != (principal.email or "").lower():
+            principal = dataclasses.replace(principal, requested_by=as_email)
+        return principal
+    return resolve_principal(organization=organization, as_email=as_email, api_key=key, on_demand=on_demand)
 
 
-def on_demand_principal(organization: str | None, as_email: str | None, on_demand: bool) -> Principal | None:
+def on_demand_principal(
+    organization: str | None, as_email: str | None, on_demand: bool, *, key_only: bool = False
+) -> Principal | None:
     """Who runs a flow that also runs on a schedule: the caller when run on demand (`on_demand`, as the CLI
     says, or a named `as_email`): `MLOPS_API_KEY` or that user; None for a scheduled run: the system.
 
@@ -34,7 +54,7 @@ def on_demand_principal(organization: str | None, as_email: str | None, on_deman
     """
     if not as_email and not on_demand:
         return None
-    return acting_principal(organization, as_email)
+    return acting_principal(organization, as_email, key_only=key_only)
 
 
 def resolve_principal(

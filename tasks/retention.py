@@ -280,10 +280,11 @@ def authenticate_retention_run(organization: str | None, actor: str | None, on_d
     """The user or API key running retention on demand (in one organization), or None for the system."""
     from core.errors import PermissionDenied
     from services.auth import on_demand_principal
+    from tasks.identity import deployment_run
 
     if not organization and (actor or on_demand):
         raise InvalidInput("an on-demand retention run names its organization (--org): users act in one")
-    principal = on_demand_principal(organization, actor, on_demand)
+    principal = on_demand_principal(organization, actor, on_demand, key_only=deployment_run())
     if principal is not None and principal.organization_slug != organization:
         raise PermissionDenied(f"{principal.display} does not belong to organization '{organization}'")
     return principal

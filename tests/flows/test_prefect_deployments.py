@@ -3,6 +3,7 @@ exiting 0 for a promotion and non-zero for a rejected one (what CI relies on).""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -60,52 +61,82 @@ def worker_env(tenants_db, prefect_harness, tmp_path):
         os.killpg(worker.pid, signal.SIGKILL)
 
 
-def run_promotion(env: dict, version: str, stage: str, actor: str) -> subprocess.CompletedProcess:
+def api_key(env: dict, user: str, *scopes: str) -> str:
+    """A fresh API key of `user` in alpha, made as its admin."""
+    mlops_bin = str(Path(sys.executable).with_name("mlops"))
+    args = ["keys", "create", "--org", "alpha", "--as", "admin@alpha.example", "--user", user, "--name", "ci"]
+    for scope in scopes:
+        args += ["--scope", scope]
+    made = subprocess.run([mlops_bin, *args], env=env, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    return next(line for line in made.stdout.split() if line.startswith("mlk_"))
+
+
+def run_promotion(
+    env: dict, version: str, stage: str, actor: str, key: str | None = None
+) -> subprocess.CompletedProcess:
+    job = ["--job-variable", f"env={json.dumps({'MLOPS_API_KEY': key})}"] if key else []
     return prefect(
-        env,
-        "deployment",
-        "run",
-        "promote-model/on-demand",
-        "--watch",
-        "--watch-timeout",
-        "150",
-        "--param",
-        "organization=alpha",
-        "--param",
-        "project=fraud",
-        "--param",
-        "model=Fraud Model",
-        "--param",
-        f"version={version}",
-        "--param",
-        f"to_stage={stage}",
-        "--param",
-        f"actor={actor}",
-    )
+        env, "deployment", "run", "promote-model/on-demand", "--watch", "--watch-timeout", "150", *job,
+        "--param", "organization=alpha", "--param", "project=fraud", "--param", "model=Fraud Model",
+        "--param", f"version={version}", "--param", f"to_stage={stage}", "--param", f"actor={actor}",
+    )  # fmt: skip
+
+
+def stages(url: str) -> dict[str, str]:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT v.version, v.stage FROM model_versions v JOIN models m ON m.id = v.model_id "
+                "JOIN organizations o ON o.id = m.organization_id WHERE o.slug = 'alpha'"
+            )
+        ).all()
+    engine.dispose()
+    return dict(rows)
 
 
 @pytest.mark.slow
-def test_deployment_run_watch_exit_codes(worker_env, tenants_db):
+def test_deployment_run_watch_exit_codes_and_identity(worker_env, tenants_db):
+    """A deployment run acts as the API key in its environment, never as the `actor` it claims."""
     url, _, _ = tenants_db
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.begin() as conn:
         conn.execute(text("UPDATE data_drift_reports SET is_drift_detected = true"))  # blocks 1.1.0's production
-    rejected = run_promotion(worker_env, "1.1.0", "production", "admin@alpha.example")
-    assert rejected.returncode == 1, rejected.stdout + rejected.stderr
-    assert "Failed" in rejected.stdout
-    promoted = run_promotion(worker_env, "1.2.0", "staging", "developer@alpha.example")
-    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
-    with engine.connect() as conn:
-        stages = dict(
-            conn.execute(
-                text(
-                    "SELECT version, stage FROM model_versions v JOIN models m ON m.id = v.model_id "
-                    "JOIN organizations o ON o.id = m.organization_id WHERE o.slug = 'alpha'"
-                )
-            ).all()
-        )
     engine.dispose()
-    assert stages == {"1.0.0": "production", "1.1.0": "staging", "1.2.0": "staging"}
+    admin = api_key(worker_env, "admin@alpha.example", "models:promote")
+    developer = api_key(worker_env, "developer@alpha.example", "models:promote")
+
+    unauthenticated = run_promotion(worker_env, "1.2.0", "staging", "admin@alpha.example")
+    assert unauthenticated.returncode == 1 and "Failed" in unauthenticated.stdout
+    # a developer's key cannot promote to production, whatever `actor` says
+    claimed = run_promotion(worker_env, "1.1.0", "production", "admin@alpha.example", developer)
+    assert claimed.returncode == 1
+    rejected = run_promotion(worker_env, "1.1.0", "production", "admin@alpha.example", admin)
+    assert rejected.returncode == 1 and "Failed" in rejected.stdout
+    promoted = run_promotion(worker_env, "1.2.0", "staging", "someone@else.example", developer)
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert stages(url) == {"1.0.0": "production", "1.1.0": "staging", "1.2.0": "staging"}
+
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        refusal = conn.execute(
+            text(
+                "SELECT a.api_key_id, a.details FROM audit_logs a JOIN api_keys k ON k.id = a.api_key_id "
+                "WHERE a.action LIKE 'model_version.promote%.denied' AND k.key_prefix = :p"
+            ),
+            {"p": developer[:12]},
+        ).one()
+        promotion = conn.execute(
+            text(
+                "SELECT a.details FROM audit_logs a JOIN api_keys k ON k.id = a.api_key_id "
+                "WHERE a.action = 'model_version.promote' AND k.key_prefix = :p"
+            ),
+            {"p": developer[:12]},
+        ).scalar_one()
+    engine.dispose()
+    assert refusal.api_key_id is not None  # the refusal names the key, not the claimed admin
+    assert promotion["requested_by"] == {"email": "someone@else.example", "verified": False}
 
 
 @pytest.mark.slow
@@ -116,10 +147,15 @@ def test_mlops_promote_submit_runs_on_the_worker_and_exits_like_the_local_comman
     env = {k: v for k, v in worker_env.items() if k not in ("DATABASE_URL", "MLOPS_MAINTENANCE_DATABASE_URL")}
     model = "alpha/fraud/Fraud Model"
 
+    keys = {
+        who: api_key(worker_env, who, "models:promote") for who in ("admin@alpha.example", "developer@alpha.example")
+    }
+
     def submit(version: str, stage: str, actor: str) -> subprocess.CompletedProcess:
+        # CI holds the actor's key only: the run on the worker acts as that key
         return subprocess.run(
-            [mlops_bin, "promote", model, version, "--to", stage, "--submit", "--timeout", "150", "--as", actor],
-            env=env,
+            [mlops_bin, "promote", model, version, "--to", stage, "--submit", "--timeout", "150"],
+            env={**env, "MLOPS_API_KEY": keys[actor]},
             cwd=ROOT,
             capture_output=True,
             text=True,
