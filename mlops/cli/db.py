@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from core.errors import MlopsError
+from mlops.cli.common import command_app
 
-app = typer.Typer(help="Migrate the shared schema.", no_args_is_help=True)
+app = command_app(help="Migrate the shared schema.", no_args_is_help=True)
 
 
 @app.command("upgrade")

@@ -12,6 +12,7 @@ from mlops.cli.common import (
     AsOption,
     JsonOption,
     OrgOption,
+    command_app,
     echo_json,
     has_identity,
     parse_datetime,
@@ -19,7 +20,7 @@ from mlops.cli.common import (
     read_json,
 )
 
-app = typer.Typer(help="Data drift: run detection, or compare two files by hand.", invoke_without_command=True)
+app = command_app(help="Data drift: run detection, or compare two files by hand.", invoke_without_command=True)
 
 
 @app.callback()

@@ -35,7 +35,6 @@ the local backend:
 
 from services.storage.keys import DEFAULT_BUCKET, MAX_KEY_BYTES, Data, ObjectInfo, validate_key
 from services.storage.local import LocalArtifactStore
-from services.storage.s3 import S3ArtifactStore
 from services.storage.store import ArtifactStore
 from services.storage.uri import default_artifact_uri, open_store, resolve
 
@@ -52,3 +51,12 @@ __all__ = [
     "resolve",
     "validate_key",
 ]
+
+
+def __getattr__(name: str):
+    # S3ArtifactStore on first use only: importing boto3 costs ~0.3 s, and most commands never touch S3
+    if name == "S3ArtifactStore":
+        from services.storage.s3 import S3ArtifactStore
+
+        return S3ArtifactStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
