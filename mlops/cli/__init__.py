@@ -13,7 +13,7 @@ from importlib.metadata import version
 import typer
 
 from core.errors import MlopsError
-from mlops.cli import channels, db, demo, drift, members, metrics, registry, retention, serve
+from mlops.cli import channels, db, demo, drift, members, metrics, registry, retention, serve, ui
 from mlops.cli.common import command_app
 
 try:  # Typer 0.29+ vendors click and raises its own copies of click's exceptions
@@ -44,6 +44,7 @@ app.command("history")(registry.history)
 app.command("aggregate")(metrics.aggregate)
 app.command("metrics")(metrics.metrics)
 app.command("serve")(serve.serve)
+app.command("ui")(ui.ui)
 
 
 def main() -> None:
