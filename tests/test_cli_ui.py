@@ -75,3 +75,66 @@ def test_make_ui_passes_its_arguments_and_keeps_prefect_home_in_the_project():
     assert dry.returncode == 0, dry.stderr
     assert ".venv/bin/mlops ui --port 4300 --no-demo" in dry.stdout
     assert f"mkdir -p {ROOT}/.mlops/prefect" in dry.stdout
+
+
+@pytest.mark.slow
+def test_it_starts_the_server_and_a_worker_and_ctrl_c_stops_them(tmp_path):
+    import os
+    import signal
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PREFECT_API_URL", "MLOPS_API_KEY")}
+    env.update(MLOPS_HOME=str(tmp_path / "home"), PREFECT_HOME=str(tmp_path / "home" / "prefect"))
+    for key in ("MLOPS_MAINTENANCE_DATABASE_URL", "MLOPS_MIGRATION_DATABASE_URL"):
+        env.pop(key, None)
+    ui = subprocess.Popen(
+        [MLOPS, "ui", "--port", str(port), "--no-demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        lines = []
+        for line in ui.stdout:
+            lines.append(line)
+            if line.startswith("Prefect UI:"):
+                break
+        assert lines and lines[-1].startswith(f"Prefect UI: http://127.0.0.1:{port}"), "".join(lines)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5) as health:
+            assert health.status == 200
+        children = [p for p in _processes_under(ui.pid)]
+        assert any("server start" in c for c in children) and any("worker start" in c for c in children)
+        ui.send_signal(signal.SIGINT)
+        assert ui.wait(timeout=120) == 0
+        time.sleep(1)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2)
+        assert not [p for p in _processes_with(str(tmp_path))], "something it started is still running"
+    finally:
+        if ui.poll() is None:
+            os.killpg(ui.pid, signal.SIGKILL)
+
+
+def _processes_under(pid: int) -> list[str]:
+    import psutil
+
+    return [" ".join(c.cmdline()) for c in psutil.Process(pid).children(recursive=True)]
+
+
+def _processes_with(text: str) -> list[str]:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if text in " ".join(proc.cmdline()) or text in proc.environ().get("PREFECT_HOME", ""):
+                found.append(" ".join(proc.cmdline()))
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found

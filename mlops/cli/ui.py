@@ -89,6 +89,9 @@ def ui(
     plan = make_plan(host, port, workers, demo, home, Path(os.environ.get("PREFECT_HOME") or home / "prefect"))
     plan.prefect_home.mkdir(parents=True, exist_ok=True)
     started: list[subprocess.Popen] = []
+    # Ctrl-C, and a plain `kill` too, stop what this started (a shell may start it with SIGINT ignored)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         run_stack(plan, started)
         typer.echo(f"\nPrefect UI: {plan.ui_url}   (API {plan.api_url}; Ctrl-C stops the server and workers)")
@@ -100,6 +103,10 @@ def ui(
     finally:
         for proc in reversed(started):
             stop(proc)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def run_stack(plan: UiPlan, started: list[subprocess.Popen]) -> None:
