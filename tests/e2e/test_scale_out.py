@@ -17,6 +17,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -38,6 +39,7 @@ TENANTS = [f"t{i}" for i in range(8)]
 PASSING = TENANTS[:6]  # 1.1.0 -> production passes its gates
 REJECTED = TENANTS[6:]  # a drifted staging deployment blocks 1.1.0's production
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+T0 = datetime(2026, 11, 30, 12, tzinfo=UTC)  # monitoring points from here on, one every 36 s: 100 an hour
 
 
 def stop(proc: subprocess.Popen, grace: float = 10) -> None:
@@ -136,9 +138,10 @@ def seed(db: Db) -> None:
         conn.execute(
             text(
                 "INSERT INTO model_monitoring (deployment_id, metric_name, value, recorded_at) "
-                "SELECT d.id, m, 20 + random() * 30, date_trunc('hour', now()) - interval '5 hours' + g * interval '36 s' "
+                "SELECT d.id, m, 20 + random() * 30, CAST(:t0 AS timestamptz) + g * interval '36 s' "
                 "FROM deployments d, unnest(ARRAY['latency_p95_ms', 'error_rate']) m, generate_series(1, 500) g"
-            )
+            ),
+            {"t0": T0},
         )
         conn.execute(
             text("UPDATE data_drift_reports SET is_drift_detected = true WHERE deployment_id = ANY(:d)"),
@@ -166,6 +169,7 @@ def promotion(slug: str, version: str, stage: str, actor: str) -> tuple[str, dic
         "version": version,
         "to_stage": stage,
         "actor": f"{actor}@{slug}.example",
+        "rollout": False,  # the registry under load; rolling out needs serving endpoints this test has none of
     }
     return "promote-model/on-demand", params
 
@@ -312,9 +316,10 @@ def killed_mid_run_loses_nothing(stack: dict) -> None:
     org = db.one("SELECT id FROM organizations WHERE slug = 't0'")
     db.run(
         "INSERT INTO model_monitoring (deployment_id, metric_name, value, recorded_at) "
-        "SELECT d.id, 'latency_p95_ms', 99, date_trunc('hour', now()) - interval '4 hours' + g * interval '1 s' "
+        "SELECT d.id, 'latency_p95_ms', 99, CAST(:t0 AS timestamptz) + interval '1 hour' + g * interval '1 s' "
         "FROM deployments d, generate_series(1, 300) g WHERE d.organization_id = :o",
         o=org,
+        t0=T0,
     )
     pending = db.one("SELECT count(*) FROM model_monitoring_invalidations WHERE organization_id = :o", o=org)
     assert pending > 0
@@ -348,10 +353,11 @@ def killed_mid_run_loses_nothing(stack: dict) -> None:
         db.one(
             "SELECT sample_count FROM model_monitoring_rollups r JOIN deployments d ON d.id = r.deployment_id "
             "WHERE d.organization_id = :o AND d.environment = 'production' AND r.metric_name = 'latency_p95_ms' "
-            "AND r.granularity = 'hour' AND r.bucket_start = date_trunc('hour', now(), 'UTC') - interval '4 hours'",
+            "AND r.granularity = 'hour' AND r.bucket_start = CAST(:t0 AS timestamptz) + interval '1 hour'",
             o=org,
+            t0=T0,
         )
-        == 100 + 300
+        == 100 + 300  # points 100..199 of the first load, then the 300 the killed run left pending
     )
 
 
