@@ -14,7 +14,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 # Bytecode caching matters here: every `mlops` process and Prefect server imports a few thousand modules.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install demo test lint bench migrate check-schema clean
+.PHONY: install demo ui test lint bench migrate check-schema clean
 
 install: $(STAMP)
 
@@ -28,6 +28,12 @@ $(STAMP): pyproject.toml uv.lock
 demo: $(STAMP)
 	@mkdir -p $(PREFECT_HOME)
 	$(BIN)/mlops demo
+
+# a local Prefect server and worker over the embedded database, every flow deployed, the demo run through them;
+# Ctrl-C stops what it started. UI_ARGS: e.g. --port 4300 --workers 2 --no-demo
+ui: $(STAMP)
+	@mkdir -p $(PREFECT_HOME)
+	$(BIN)/mlops ui $(UI_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert
@@ -16,27 +12,9 @@ from core.errors import PermissionDenied
 from db.models import AuditLog
 from db.session import session_scope
 from services.access import Action, Principal, require
+from services.client_context import client_context, current_client
 
-
-@dataclass(frozen=True)
-class ClientContext:
-    """Where a request came from, when known: the CLI, a flow run, an API in front of us."""
-
-    user_agent: str | None = None
-    ip_address: str | None = None
-
-
-_client: ContextVar[ClientContext | None] = ContextVar("mlops_client", default=None)
-
-
-@contextmanager
-def client_context(*, user_agent: str | None = None, ip_address: str | None = None) -> Iterator[None]:
-    """Attribute every audit row written inside the block to this client."""
-    token = _client.set(ClientContext(user_agent=user_agent, ip_address=ip_address))
-    try:
-        yield
-    finally:
-        _client.reset(token)
+__all__ = ["authorize", "client_context", "record_audit", "record_refusal"]
 
 
 def record_audit(
@@ -52,7 +30,7 @@ def record_audit(
 
     Written in the caller's transaction, so the row exists if and only if the change it records commits.
     """
-    client = _client.get() or ClientContext()
+    client = current_client()
     body = dict(details or {})
     if principal.is_system:
         body.setdefault("actor", "system")

@@ -28,14 +28,22 @@ from mlops.cli import (
     retention,
     rollout,
     serve,
+    ui,
 )
+from mlops.cli.common import command_app
 
 try:  # Typer 0.29+ vendors click and raises its own copies of click's exceptions
     from typer._click.exceptions import ClickException, UsageError
 except ImportError:  # older Typer uses click itself
     from click.exceptions import ClickException, UsageError
 
-app = typer.Typer(help="Control plane of the MLOps platform.", no_args_is_help=True, pretty_exceptions_enable=False)
+# no --install-completion: its option is coerced through pydantic on every subcommand, ~0.2 s of imports
+app = command_app(
+    help="Control plane of the MLOps platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 
 app.add_typer(db.app, name="db")
 app.add_typer(members.keys_app, name="keys")
@@ -61,6 +69,7 @@ app.command("rollout")(rollout.rollout)
 app.command("rollback")(rollout.rollback)
 app.command("terminate")(rollout.terminate)
 app.command("dispatch")(notifications.dispatch)
+app.command("ui")(ui.ui)
 
 
 def main() -> None:
@@ -70,9 +79,7 @@ def main() -> None:
     22: a value the schema cannot hold) is bad input too (exit 2); anything else is one line and exit 1, with
     the traceback only under `--debug` (anywhere on the command line).
     """
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-
-    from services.audit import client_context
+    from services.client_context import client_context
 
     args = sys.argv[1:]
     debug = "--debug" in args
@@ -92,15 +99,16 @@ def main() -> None:
         _fail("interrupted", 130)
     except MlopsError as exc:
         _fail(str(exc), exc.exit_code, debug=debug)
-    except SQLAlchemyError as exc:
-        from sqlalchemy.exc import OperationalError
-
-        detail = (str(getattr(exc, "orig", exc)).splitlines() or [type(exc).__name__])[0]
-        sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) if isinstance(exc, DBAPIError) else None
-        data_error = bool(sqlstate and sqlstate.startswith("22"))  # 22xxx: the data itself is wrong
-        unreachable = isinstance(exc, OperationalError)  # the database is down or unreachable, as for Prefect
-        _fail(f"database: {detail}", 4 if unreachable else 2 if data_error else 1, debug=debug)
     except Exception as exc:  # a bug or an environment we did not foresee: still one line, no traceback
+        # only a command that used the database can raise its errors: SQLAlchemy is imported where used
+        sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+        if sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.SQLAlchemyError):
+            orig = getattr(exc, "orig", None)
+            detail = (str(orig or exc).splitlines() or [type(exc).__name__])[0]
+            sqlstate = getattr(orig, "sqlstate", None)
+            data_error = bool(sqlstate and sqlstate.startswith("22"))  # 22xxx: the data itself is wrong
+            unreachable = isinstance(exc, sqlalchemy_exc.OperationalError)  # down or unreachable, like Prefect
+            _fail(f"database: {detail}", 4 if unreachable else 2 if data_error else 1, debug=debug)
         detail = (str(exc).splitlines() or [""])[0]
         _fail(f"{type(exc).__name__}: {detail} (rerun with --debug for the traceback)", 1, debug=debug)
     sys.exit(code if isinstance(code, int) else 0)

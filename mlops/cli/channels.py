@@ -11,13 +11,14 @@ from mlops.cli.common import (
     AsOption,
     JsonOption,
     OrgOption,
+    command_app,
     echo_json,
     principal_for,
     read_json,
 )
 
-channels_app = typer.Typer(help="Notification channels (secrets encrypted at rest).", no_args_is_help=True)
-secrets_app = typer.Typer(help="Encryption keys of channel secrets.", no_args_is_help=True)
+channels_app = command_app(help="Notification channels (secrets encrypted at rest).", no_args_is_help=True)
+secrets_app = command_app(help="Encryption keys of channel secrets.", no_args_is_help=True)
 
 
 @channels_app.command("add")

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from core.errors import InvalidInput, MlopsError
+from mlops.cli.common import command_app
 
-app = typer.Typer(help="Migrate the shared schema.", no_args_is_help=True)
+app = command_app(help="Migrate the shared schema.", no_args_is_help=True)
 
 
 @app.command("upgrade")

@@ -13,6 +13,7 @@ from mlops.cli.common import (
     AsOption,
     JsonOption,
     OrgOption,
+    command_app,
     echo_json,
     has_identity,
     parse_datetime,
@@ -22,7 +23,7 @@ from mlops.cli.common import (
     read_json,
 )
 
-app = typer.Typer(
+app = command_app(
     help="Data drift: run detection, list a deployment's reports, or compare two files by hand.",
     invoke_without_command=True,
 )

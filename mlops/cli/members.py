@@ -10,13 +10,14 @@ from mlops.cli.common import (
     AsOption,
     JsonOption,
     OrgOption,
+    command_app,
     echo_json,
     parse_datetime,
     principal_for,
 )
 
-users_app = typer.Typer(help="Organization members.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys for CI and other programs.", no_args_is_help=True)
+users_app = command_app(help="Organization members.", no_args_is_help=True)
+keys_app = command_app(help="API keys for CI and other programs.", no_args_is_help=True)
 
 
 @users_app.command("add")

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from core.errors import InvalidInput, MlopsError
-from mlops.cli.common import AsOption, JsonOption, OrgOption, echo_json, has_identity
+from mlops.cli.common import AsOption, JsonOption, OrgOption, command_app, echo_json, has_identity
 
-app = typer.Typer(
+app = command_app(
     help="Retention: archive and delete what the policy lets go; restore archived audit logs.",
     invoke_without_command=True,
 )

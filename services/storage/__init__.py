@@ -35,7 +35,6 @@ the local backend:
 
 from services.storage.keys import DEFAULT_BUCKET, MAX_KEY_BYTES, Data, ObjectInfo, validate_key
 from services.storage.local import LocalArtifactStore
-from services.storage.s3 import S3ArtifactStore
 from services.storage.store import ArtifactStore
 from services.storage.uri import (
     TENANT_AREAS,
@@ -62,3 +61,12 @@ __all__ = [
     "resolve_for_organization",
     "validate_key",
 ]
+
+
+def __getattr__(name: str):
+    # S3ArtifactStore on first use only: importing boto3 costs ~0.3 s, and most commands never touch S3
+    if name == "S3ArtifactStore":
+        from services.storage.s3 import S3ArtifactStore
+
+        return S3ArtifactStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
