@@ -53,22 +53,43 @@ def _admin() -> tuple[str, object]:
 def _load(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         one = lambda sql, *args: conn.execute(sql, args).fetchone()[0]  # noqa: E731
-        org = one("INSERT INTO organizations (name, slug, billing_email) VALUES ('Bench', 'bench', 'b@x.example') "
-                  "RETURNING id")  # fmt: skip
+        org = one(
+            "INSERT INTO organizations (name, slug, billing_email) VALUES ('Bench', 'bench', 'b@x.example') "
+            "RETURNING id"
+        )
         user = one("INSERT INTO users (email, first_name, last_name) VALUES ('a@bench.example', 'A', 'B') RETURNING id")
-        project = one("INSERT INTO projects (organization_id, name, slug, created_by) VALUES (%s, 'p', 'p', %s) "
-                      "RETURNING id", org, user)  # fmt: skip
-        model = one("INSERT INTO models (organization_id, project_id, name, model_type, framework, created_by) "
-                    "VALUES (%s, %s, 'm', 'classification', 'xgboost', %s) RETURNING id",
-                    org, project, user)  # fmt: skip
-        version = one("INSERT INTO model_versions (model_id, version, model_file_path, created_by) "
-                      "VALUES (%s, '1.0.0', 'x', %s) RETURNING id", model, user)  # fmt: skip
+        project = one(
+            "INSERT INTO projects (organization_id, name, slug, created_by) VALUES (%s, 'p', 'p', %s) RETURNING id",
+            org,
+            user,
+        )
+        model = one(
+            "INSERT INTO models (organization_id, project_id, name, model_type, framework, created_by) "
+            "VALUES (%s, %s, 'm', 'classification', 'xgboost', %s) RETURNING id",
+            org,
+            project,
+            user,
+        )
+        version = one(
+            "INSERT INTO model_versions (model_id, version, model_file_path, created_by) "
+            "VALUES (%s, '1.0.0', 'x', %s) RETURNING id",
+            model,
+            user,
+        )
         deployments = [
-            str(one("INSERT INTO deployments (organization_id, project_id, model_version_id, name, environment, "
+            str(
+                one(
+                    "INSERT INTO deployments (organization_id, project_id, model_version_id, name, environment, "
                     "created_by) VALUES (%s, %s, %s, %s, 'production', %s) RETURNING id",
-                    org, project, version, f"d{i}", user))
+                    org,
+                    project,
+                    version,
+                    f"d{i}",
+                    user,
+                )
+            )
             for i in range(SERIES // 2)
-        ]  # fmt: skip
+        ]
         conn.execute(
             "INSERT INTO audit_logs (organization_id, user_id, action, resource_type, resource_id, details, "
             "ip_address, user_agent, created_at) SELECT %s, %s, 'model_version.promote', 'model_version', "
@@ -107,8 +128,11 @@ class Writer(threading.Thread):
             org = conn.execute("SELECT id FROM organizations WHERE slug = 'bench'").fetchone()[0]
             while not self.stop.is_set():
                 start = time.perf_counter()
-                conn.execute("INSERT INTO audit_logs (organization_id, action, resource_type) "
-                             "VALUES (%s, 'deployment.update', 'deployment')", (org,))  # fmt: skip
+                conn.execute(
+                    "INSERT INTO audit_logs (organization_id, action, resource_type) "
+                    "VALUES (%s, 'deployment.update', 'deployment')",
+                    (org,),
+                )
                 self.latencies.append(time.perf_counter() - start)
                 time.sleep(0.01)
 
@@ -133,8 +157,11 @@ def _bare(url: str) -> None:
             for _ in copy:
                 pass
         conn.execute(f"DELETE FROM audit_logs WHERE {where}", (org,))
-        conn.execute("DELETE FROM model_monitoring WHERE organization_id = %s AND recorded_at < "
-                     "date_trunc('hour', now() - interval '90 days')", (org,))  # fmt: skip
+        conn.execute(
+            "DELETE FROM model_monitoring WHERE organization_id = %s AND recorded_at < "
+            "date_trunc('hour', now() - interval '90 days')",
+            (org,),
+        )
         conn.commit()
 
 
@@ -198,11 +225,23 @@ def main() -> dict:
         return statistics.quantiles(values, n=100)[98] if len(values) > 1 else max(values, default=0.0)
 
     rows = [
-        ["bare COPY + DELETE", f"{bare_s:.1f}", "1.00", f"{max(bare_lat) * 1000:.1f}", f"{p99(bare_lat) * 1000:.1f}",
-         len(bare_lat)],
-        ["enforce-retention", f"{ours_s:.1f}", f"{ours_s / bare_s:.2f}", f"{max(ours_lat) * 1000:.1f}",
-         f"{p99(ours_lat) * 1000:.1f}", len(ours_lat)],
-    ]  # fmt: skip
+        [
+            "bare COPY + DELETE",
+            f"{bare_s:.1f}",
+            "1.00",
+            f"{max(bare_lat) * 1000:.1f}",
+            f"{p99(bare_lat) * 1000:.1f}",
+            len(bare_lat),
+        ],
+        [
+            "enforce-retention",
+            f"{ours_s:.1f}",
+            f"{ours_s / bare_s:.2f}",
+            f"{max(ours_lat) * 1000:.1f}",
+            f"{p99(ours_lat) * 1000:.1f}",
+            len(ours_lat),
+        ],
+    ]
     print_table(
         f"Retention: {expired[0]:,} expired audit rows + {expired[1]:,} expired monitoring points "
         f"(load {load_s:.0f} s; archives {archive_bytes / 1e6:.1f} MB Parquet+zstd)",

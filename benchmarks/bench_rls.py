@@ -117,18 +117,30 @@ def _load(conn: psycopg.Connection) -> list[tuple[str, list[str]]]:
         model = one(
             "INSERT INTO models (organization_id, project_id, name, model_type, framework, created_by) "
             "VALUES (%s, %s, 'm', 'classification', 'xgboost', %s) RETURNING id",
-            org, project, user,
-        )  # fmt: skip
-        version = one("INSERT INTO model_versions (model_id, version, model_file_path, created_by) "
-                      "VALUES (%s, '1.0.0', 'x', %s) RETURNING id", model, user)  # fmt: skip
+            org,
+            project,
+            user,
+        )
+        version = one(
+            "INSERT INTO model_versions (model_id, version, model_file_path, created_by) "
+            "VALUES (%s, '1.0.0', 'x', %s) RETURNING id",
+            model,
+            user,
+        )
         deployments = [
-            str(one(
-                "INSERT INTO deployments (organization_id, project_id, model_version_id, name, environment, "
-                "created_by) VALUES (%s, %s, %s, %s, 'production', %s) RETURNING id",
-                org, project, version, f"d{i}", user,
-            ))
+            str(
+                one(
+                    "INSERT INTO deployments (organization_id, project_id, model_version_id, name, environment, "
+                    "created_by) VALUES (%s, %s, %s, %s, 'production', %s) RETURNING id",
+                    org,
+                    project,
+                    version,
+                    f"d{i}",
+                    user,
+                )
+            )
             for i in range(DEPLOYMENTS_PER_ORG)
-        ]  # fmt: skip
+        ]
         conn.execute(
             "INSERT INTO model_monitoring (deployment_id, metric_name, value, recorded_at) "
             "SELECT d, (ARRAY['latency_p95_ms','error_rate','throughput_rps'])[1 + g %% 3], random() * 100, "
@@ -185,10 +197,24 @@ def main() -> dict:
             tenant_s, tenant_rows = _time(conn, tenant_sql, params, scoped=True, rollback=is_write)
             assert owner_rows == tenant_rows, (name, owner_rows, tenant_rows)
             if is_write:  # the copy has neither the foreign keys nor the trigger: its inserts do not compare
-                table.append([name, f"{owner_s * 1000:.2f}", f"{tenant_s * 1000:.2f}", f"{tenant_s / owner_s:.2f}",
-                              "", "", "", tenant_rows])  # fmt: skip
-                results[name] = {"no_rls_ms": owner_s * 1000, "rls_denormalized_ms": tenant_s * 1000,
-                                 "ratio_denormalized": tenant_s / owner_s, "rows": tenant_rows}  # fmt: skip
+                table.append(
+                    [
+                        name,
+                        f"{owner_s * 1000:.2f}",
+                        f"{tenant_s * 1000:.2f}",
+                        f"{tenant_s / owner_s:.2f}",
+                        "",
+                        "",
+                        "",
+                        tenant_rows,
+                    ]
+                )
+                results[name] = {
+                    "no_rls_ms": owner_s * 1000,
+                    "rls_denormalized_ms": tenant_s * 1000,
+                    "ratio_denormalized": tenant_s / owner_s,
+                    "rows": tenant_rows,
+                }
                 continue
             parent_sql = tenant_sql.replace("model_monitoring", "mm_through_deployments")
             parent_owner_sql = owner_sql.replace(OWN, OWN_THROUGH_DEPLOYMENTS).replace(
@@ -197,9 +223,18 @@ def main() -> dict:
             parent_owner_s, _ = _time(conn, parent_owner_sql, params, scoped=False)
             parent_s, parent_rows = _time(conn, parent_sql, params, scoped=True)
             assert parent_rows == tenant_rows, (name, parent_rows, tenant_rows)
-            table.append([name, f"{owner_s * 1000:.2f}", f"{tenant_s * 1000:.2f}", f"{tenant_s / owner_s:.2f}",
-                          f"{parent_owner_s * 1000:.2f}", f"{parent_s * 1000:.2f}",
-                          f"{parent_s / parent_owner_s:.2f}", tenant_rows])  # fmt: skip
+            table.append(
+                [
+                    name,
+                    f"{owner_s * 1000:.2f}",
+                    f"{tenant_s * 1000:.2f}",
+                    f"{tenant_s / owner_s:.2f}",
+                    f"{parent_owner_s * 1000:.2f}",
+                    f"{parent_s * 1000:.2f}",
+                    f"{parent_s / parent_owner_s:.2f}",
+                    tenant_rows,
+                ]
+            )
             results[name] = {
                 "no_rls_ms": owner_s * 1000,
                 "rls_denormalized_ms": tenant_s * 1000,

@@ -57,8 +57,10 @@ def run_demo(echo: Echo) -> None:
     )
     uploaded = upload_local_artifact(artifact, actor=DEVELOPER, **request)  # as `mlops register` does
     registered = run_flow(register_model_version, orchestrate=True, artifact=uploaded, actor=DEVELOPER, **request)
-    echo(f"{MODEL} 1.3.0: {registered['status']} -> {registered['artifact_uri']} ({registered['size_bytes']} bytes, "
-         f"sha256 {registered['sha256'][:12]}…)")  # fmt: skip
+    echo(
+        f"{MODEL} 1.3.0: {registered['status']} -> {registered['artifact_uri']} ({registered['size_bytes']} bytes, "
+        f"sha256 {registered['sha256'][:12]}…)"
+    )
 
     platform = start_demo_platform(echo)
     echo("\n== 4. promote-model: 1.1.0 staging -> production, through its gates, rolled out in steps")
@@ -82,8 +84,10 @@ def run_demo(echo: Echo) -> None:
         echo(f"{outcome['deployment']}: {outcome['message']}")
         for column in outcome["columns"]:
             mark = "DRIFT" if column["drifted"] else "ok   "
-            echo(f"   {mark} {column['column']:<22} {column['method']:<13} score {column['score']:.4g} "
-                 f"(threshold {column['threshold']:g})")  # fmt: skip
+            echo(
+                f"   {mark} {column['column']:<22} {column['method']:<13} score {column['score']:.4g} "
+                f"(threshold {column['threshold']:g})"
+            )
         if outcome.get("report_uri"):
             echo(f"   HTML report: {outcome['report_uri']}")
         if outcome.get("alert_id"):
@@ -102,8 +106,17 @@ def run_demo(echo: Echo) -> None:
 
 def _promote(echo: Echo, version: str, stage: str, actor: str, *, reason: str) -> None:
     try:
-        result = run_flow(promote_model, orchestrate=True, organization=ORG, project=PROJECT, model=MODEL,
-                          version=version, to_stage=stage, reason=reason, actor=actor)  # fmt: skip
+        result = run_flow(
+            promote_model,
+            orchestrate=True,
+            organization=ORG,
+            project=PROJECT,
+            model=MODEL,
+            version=version,
+            to_stage=stage,
+            reason=reason,
+            actor=actor,
+        )
     except GateRejected as rejected:
         echo(f"{version} -> {stage}: REJECTED (exit code 1 from `mlops promote`)")
         for gate in rejected.gates:

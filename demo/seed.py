@@ -379,13 +379,29 @@ def _monitoring(session: Session, summary: SeedSummary, deployment_id: uuid.UUID
         at = now - timedelta(minutes=30 * (48 - i))
         latency = 38.0 + 6.0 * ((i % 12) / 12) + (14.0 if i >= 44 else 0.0)
         rows += [
-            dict(deployment_id=deployment_id, metric_name="latency_p95_ms", value=latency, threshold_max=50.0,
-                 is_anomaly=latency > 50.0, recorded_at=at),
-            dict(deployment_id=deployment_id, metric_name="error_rate", value=0.002 + 0.0005 * (i % 4),
-                 threshold_max=0.01, recorded_at=at),
-            dict(deployment_id=deployment_id, metric_name="throughput_rps", value=120.0 + 30.0 * ((i + 6) % 24 < 12),
-                 threshold_min=20.0, recorded_at=at),
-        ]  # fmt: skip
+            dict(
+                deployment_id=deployment_id,
+                metric_name="latency_p95_ms",
+                value=latency,
+                threshold_max=50.0,
+                is_anomaly=latency > 50.0,
+                recorded_at=at,
+            ),
+            dict(
+                deployment_id=deployment_id,
+                metric_name="error_rate",
+                value=0.002 + 0.0005 * (i % 4),
+                threshold_max=0.01,
+                recorded_at=at,
+            ),
+            dict(
+                deployment_id=deployment_id,
+                metric_name="throughput_rps",
+                value=120.0 + 30.0 * ((i + 6) % 24 < 12),
+                threshold_min=20.0,
+                recorded_at=at,
+            ),
+        ]
     session.execute(insert(ModelMonitoring), rows)
     summary.add("monitoring points", len(rows))
 

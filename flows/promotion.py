@@ -55,22 +55,33 @@ def promote_model(
     except GateRejected as rejected:
         publish_markdown(
             promotion_markdown(
-                model=model, version=version, from_stage=rejected.from_stage or "?", to_stage=to_stage,
-                status="rejected", gates=rejected.gates, reason=reason,
+                model=model,
+                version=version,
+                from_stage=rejected.from_stage or "?",
+                to_stage=to_stage,
+                status="rejected",
+                gates=rejected.gates,
+                reason=reason,
             ),
             key=f"promotion-{model}-{version}",
             description=f"Promotion of {model} {version} to {to_stage}: rejected",
-        )  # fmt: skip
+        )
         raise  # the run fails, so `prefect deployment run --watch` exits non-zero
     publish_markdown(
         promotion_markdown(
-            model=outcome.model, version=outcome.version, from_stage=outcome.from_stage, to_stage=outcome.to_stage,
-            status=outcome.status, gates=outcome.gates, forced=outcome.forced, reason=reason,
+            model=outcome.model,
+            version=outcome.version,
+            from_stage=outcome.from_stage,
+            to_stage=outcome.to_stage,
+            status=outcome.status,
+            gates=outcome.gates,
+            forced=outcome.forced,
+            reason=reason,
             archived=outcome.archived_versions,
         ),
         key=f"promotion-{model}-{version}",
         description=f"Promotion of {model} {version} to {to_stage}: {outcome.status}",
-    )  # fmt: skip
+    )
     log.info("%s %s: %s → %s (%s)", model, version, outcome.from_stage, outcome.to_stage, outcome.status)
     result = outcome.to_json()
     result["rollout"] = hand_off_to_rollout(outcome, principal, enabled=rollout)

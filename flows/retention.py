@@ -88,7 +88,7 @@ def enforce_retention(
         key="retention-dry-run" if dry_run else "retention",
         description=f"Retention {'dry run' if dry_run else 'run'} as of {now.isoformat(timespec='seconds')}",
     )
-    publish_markdown(_summary(reports, dry_run), key="retention-summary", description="Retention run")  # fmt: skip
+    publish_markdown(_summary(reports, dry_run), key="retention-summary", description="Retention run")
     return {
         "dry_run": dry_run,
         "as_of": now.isoformat(),

@@ -146,8 +146,13 @@ def create_key(
             f"--expires {expires_at.isoformat(timespec='seconds')} is in the past: the key would never work"
         )
     if principal.email != user_email:
-        authorize(principal, Action.API_KEY_MANAGE, what=f"keys of {user_email}", audit_action="api_key.create",
-                  resource_type="api_key")  # fmt: skip
+        authorize(
+            principal,
+            Action.API_KEY_MANAGE,
+            what=f"keys of {user_email}",
+            audit_action="api_key.create",
+            resource_type="api_key",
+        )
     if principal.scopes is not None:
         raise PermissionDenied("API keys cannot create API keys; use --as EMAIL")
     plaintext, prefix, digest = generate_key()
@@ -221,8 +226,14 @@ def revoke_key(principal: Principal, *, key_prefix: str) -> ApiKeyInfo:
             raise NotFound(f"no API key with prefix '{key_prefix}' in {principal.organization_slug}")
         key, email = row
         if key.user_id != principal.user_id:
-            authorize(principal, Action.API_KEY_MANAGE, what=f"keys of {email}", audit_action="api_key.revoke",
-                      resource_type="api_key", resource_id=key.id)  # fmt: skip
+            authorize(
+                principal,
+                Action.API_KEY_MANAGE,
+                what=f"keys of {email}",
+                audit_action="api_key.revoke",
+                resource_type="api_key",
+                resource_id=key.id,
+            )
         elif (
             principal.scopes is not None
             and key.id != principal.api_key_id

@@ -67,8 +67,13 @@ def redacted(configuration: dict[str, Any]) -> dict[str, Any]:
 
 def add_channel(principal: Principal, *, name: str, channel_type: str, settings: dict[str, Any]) -> ChannelView:
     """Create a channel (organization admins); Conflict when a live channel already has the name."""
-    authorize(principal, Action.CHANNEL_MANAGE, what=f"channel '{name}'", audit_action="notification_channel.create",
-              resource_type="notification_channel")  # fmt: skip
+    authorize(
+        principal,
+        Action.CHANNEL_MANAGE,
+        what=f"channel '{name}'",
+        audit_action="notification_channel.create",
+        resource_type="notification_channel",
+    )
     check_text(name, "--name", max_length=255)  # notification_channels.name
     configuration = seal(channel_type, settings, secret_box())
     for field_name in URL_FIELDS:
@@ -119,8 +124,13 @@ def list_channels(principal: Principal) -> list[ChannelView]:
 def test_channel(principal: Principal, *, name: str) -> ChannelView:
     """Send a test message through the channel now; audited. Raises DeliveryFailed ("failed: 4xx", "failed: no
     response"): only the outcome's class, so that a test cannot be used to probe what listens where."""
-    authorize(principal, Action.CHANNEL_MANAGE, what=f"channel '{name}'", audit_action="notification_channel.test",
-              resource_type="notification_channel")  # fmt: skip
+    authorize(
+        principal,
+        Action.CHANNEL_MANAGE,
+        what=f"channel '{name}'",
+        audit_action="notification_channel.test",
+        resource_type="notification_channel",
+    )
     with session_scope(principal.organization_id) as session:
         channel = _by_name(session, name)
         settings = unseal(channel.configuration, secret_box())

@@ -33,8 +33,13 @@ def add_member(principal: Principal, *, email: str, first_name: str, last_name: 
     `accept_invitation`. The organization row is locked so that concurrent additions cannot exceed
     `max_users` (invitations count). Conflict when the limit is reached or the user is already a member.
     """
-    authorize(principal, Action.MEMBER_MANAGE, what=f"members of {principal.organization_slug}",
-              audit_action="organization_membership.create", resource_type="user")  # fmt: skip
+    authorize(
+        principal,
+        Action.MEMBER_MANAGE,
+        what=f"members of {principal.organization_slug}",
+        audit_action="organization_membership.create",
+        resource_type="user",
+    )
     if role not in ORGANIZATION_ROLES:
         raise InvalidInput(f"unknown role '{role}'; expected one of {', '.join(ORGANIZATION_ROLES)}")
     check_email(email)

@@ -183,9 +183,7 @@ class DatasetDrift:
             text += "".join(f"; {n} {what}" for n, what in ((missing, "missing"), (other, "failed")) if n)
         if self.skipped_columns:
             text += "; skipped " + ", ".join(f"{name} ({kind})" for name, kind in self.skipped_columns)
-        return (
-            f"{text}; dataset drift: {'yes' if self.dataset_drift else 'no'} (threshold {self.drift_threshold:.0%})"
-        )
+        return f"{text}; dataset drift: {'yes' if self.dataset_drift else 'no'} (threshold {self.drift_threshold:.0%})"
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict of the verdict and every column."""

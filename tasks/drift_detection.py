@@ -30,9 +30,18 @@ from tasks.drift_report import render_drift_html
 DEFAULT_INTERVAL_MINUTES = 60
 DEFAULT_DRIFT_THRESHOLD = 0.1  # the database default of data_drift_reports.drift_threshold
 CONFIG_KEYS = frozenset(
-    {"enabled", "reference_uri", "inputs_uri", "timestamp_column", "columns", "column_types", "per_column",
-     "drift_threshold", "interval_minutes"}
-)  # fmt: skip
+    {
+        "enabled",
+        "reference_uri",
+        "inputs_uri",
+        "timestamp_column",
+        "columns",
+        "column_types",
+        "per_column",
+        "drift_threshold",
+        "interval_minutes",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -368,14 +377,17 @@ def _record(
         "missing_values": {
             c.column: {"reference": c.reference_missing, "current": c.current_missing} for c in result.columns
         },
-        "columns": {"analysed": result.number_of_columns, "drifted": result.number_of_drifted_columns,
-                    "failed": result.number_of_failed_columns},
+        "columns": {
+            "analysed": result.number_of_columns,
+            "drifted": result.number_of_drifted_columns,
+            "failed": result.number_of_failed_columns,
+        },
         "errors": {c.column: c.error for c in result.columns if c.error},
         # a column that errored was not tested: such a report is never evidence of "no drift" (promotion gate)
         "status": "incomplete" if result.number_of_failed_columns else "complete",
         "configuration": config.to_json(),
         "report_uri": report_uri,
-    }  # fmt: skip
+    }
     name = target.name
     with session_scope(target.organization_id) as session:
         report_id = session.execute(
@@ -416,23 +428,33 @@ def _record(
                 event_type="data_drift.detected",
                 severity=alert_severity(result.drift_share, result.drift_threshold),
                 payload={
-                    "deployment": target.deployment, "environment": target.environment,
-                    "organization": target.organization, "project": target.project,
-                    "drift_share": result.drift_share, "drift_threshold": result.drift_threshold,
-                    "drifted_columns": drifted, "window": report_data["window"], "report_uri": report_uri,
+                    "deployment": target.deployment,
+                    "environment": target.environment,
+                    "organization": target.organization,
+                    "project": target.project,
+                    "drift_share": result.drift_share,
+                    "drift_threshold": result.drift_threshold,
+                    "drifted_columns": drifted,
+                    "window": report_data["window"],
+                    "report_uri": report_uri,
                     "alert_id": str(alert_id),
                 },
                 dedup_key=f"data_drift:{target.deployment_id}:{start.isoformat()}:{end.isoformat()}",
-            )  # fmt: skip
+            )
         record_audit(
             session,
             principal=principal,
             action="data_drift_report.write",
             resource_type="data_drift_report",
             resource_id=report_id,
-            details={"deployment": name, "window": report_data["window"], "drift_share": result.drift_share,
-                     "drift_detected": result.dataset_drift, "alert_id": str(alert_id) if alert_id else None},
-        )  # fmt: skip
+            details={
+                "deployment": name,
+                "window": report_data["window"],
+                "drift_share": result.drift_share,
+                "drift_detected": result.dataset_drift,
+                "alert_id": str(alert_id) if alert_id else None,
+            },
+        )
     verdict = "drift detected" if result.dataset_drift else "no drift"
     message = (
         f"{verdict}: {result.number_of_drifted_columns} of {result.number_of_columns} columns drifted "

@@ -271,4 +271,3 @@ def _short_number(value: float) -> str:
 
 def _truncate(text: str) -> str:
     return text if len(text) <= MAX_LABEL_CHARS else text[: MAX_LABEL_CHARS - 1] + "…"
-

@@ -194,14 +194,29 @@ def table_rows(reports: list[OrgReport]) -> list[dict[str, Any]]:
     rows = []
     for report in reports:
         if report.status == "skipped":
-            rows.append({"organization": report.organization, "category": "-", "count": 0, "held": 0,
-                         "status": "skipped", "detail": report.error})  # fmt: skip
+            rows.append(
+                {
+                    "organization": report.organization,
+                    "category": "-",
+                    "count": 0,
+                    "held": 0,
+                    "status": "skipped",
+                    "detail": report.error,
+                }
+            )
             continue
         for c in report.categories:
             detail = c.error or c.note or ", ".join(c.archive_keys)
-            rows.append({"organization": report.organization, "category": c.category, "count": c.count,
-                         "held": c.held, "status": "failed" if c.error else ("dry-run" if report.dry_run else "ok"),
-                         "detail": detail})  # fmt: skip
+            rows.append(
+                {
+                    "organization": report.organization,
+                    "category": c.category,
+                    "count": c.count,
+                    "held": c.held,
+                    "status": "failed" if c.error else ("dry-run" if report.dry_run else "ok"),
+                    "detail": detail,
+                }
+            )
     return rows
 
 

@@ -306,19 +306,31 @@ def archive_month(
         manifest = _manifest(organization_id, slug, period, key, stored, work / "readback.parquet")
         _put_manifest(store, manifest_key(key), manifest)
         with retention_owner_session() as session:
-            q.record_archive(session=session, organization_id=organization_id, category=CATEGORY, period=period,
-                             object_key=key, row_count=stored.row_count, min_time=stored.min_time,
-                             max_time=stored.max_time, checksum=stored.checksum,
-                             size_bytes=manifest["size_bytes"])  # fmt: skip
+            q.record_archive(
+                session=session,
+                organization_id=organization_id,
+                category=CATEGORY,
+                period=period,
+                object_key=key,
+                row_count=stored.row_count,
+                min_time=stored.min_time,
+                max_time=stored.max_time,
+                checksum=stored.checksum,
+                size_bytes=manifest["size_bytes"],
+            )
         deletable = _archived(db_ids, stored.ids)
         deleted = delete_ids(organization_id, deletable, cutoff=cutoff, batch_size=batch_size)
     return MonthOutcome(period, key, stored.row_count, new_rows, deleted, rewrite)
 
 
 def _write_month(
-    path: Path, previous: pq.ParquetFile | None, previous_ids: np.ndarray, org_id: uuid.UUID, start: datetime,
+    path: Path,
+    previous: pq.ParquetFile | None,
+    previous_ids: np.ndarray,
+    org_id: uuid.UUID,
+    start: datetime,
     end: datetime,
-) -> tuple[np.ndarray, int]:  # fmt: skip
+) -> tuple[np.ndarray, int]:
     """Write the previous archive's rows, then the database's rows not in it; (ids seen in the database, new)."""
     previous_set = binary16(previous_ids) if len(previous_ids) else None
     seen, new_rows = [], 0
@@ -331,9 +343,13 @@ def _write_month(
             reader = pacsv.open_csv(
                 io.BufferedReader(_BlockReader(blocks), 1 << 20),
                 read_options=pacsv.ReadOptions(column_names=list(q.AUDIT_COPY_COLUMNS), block_size=CSV_BLOCK_BYTES),
-                convert_options=pacsv.ConvertOptions(column_types=_CSV_TYPES, null_values=[""],
-                                                     strings_can_be_null=True, quoted_strings_can_be_null=False),
-            )  # fmt: skip
+                convert_options=pacsv.ConvertOptions(
+                    column_types=_CSV_TYPES,
+                    null_values=[""],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
             for raw in reader:
                 batch = typed_batch(raw)
                 seen.append(uuid_bytes(batch.column("id")).copy())
@@ -366,8 +382,9 @@ def delete_ids(organization_id: uuid.UUID, ids: np.ndarray, *, cutoff: datetime,
     for offset in range(0, len(ids), batch_size):
         literal = ids_literal(ids[offset : offset + batch_size])
         with retention_owner_session() as session:
-            deleted += q.delete_audit_ids(session=session, organization_id=organization_id, ids_literal=literal,
-                                          cutoff=cutoff)  # fmt: skip
+            deleted += q.delete_audit_ids(
+                session=session, organization_id=organization_id, ids_literal=literal, cutoff=cutoff
+            )
     return deleted
 
 
@@ -424,12 +441,14 @@ def restore_month(
                     checksum=summary.checksum,
                     size_bytes=path.stat().st_size,
                 )
-                q.hold_archive(session=session, organization_id=organization_id, category=CATEGORY, period=period,
-                               until=hold_until)  # fmt: skip
+                q.hold_archive(
+                    session=session, organization_id=organization_id, category=CATEGORY, period=period, until=hold_until
+                )
         inserted = gone = 0
         for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
             with retention_owner_session() as session:
                 added, missing = q.restore_audit_csv(session=session, csv=csv_batch(batch))
             inserted, gone = inserted + added, gone + missing
-    return RestoreOutcome(slug, period, key, summary.row_count, inserted, summary.row_count - inserted, gone,
-                          hold_until.astimezone(UTC))  # fmt: skip
+    return RestoreOutcome(
+        slug, period, key, summary.row_count, inserted, summary.row_count - inserted, gone, hold_until.astimezone(UTC)
+    )

@@ -23,14 +23,16 @@ def monitoring_raw(org_id: uuid.UUID, cut: Cutoffs, *, dry_run: bool) -> Categor
     report = CategoryReport("monitoring_raw")
     if dry_run:
         with retention_owner_session() as session:
-            report.count, report.held = q.raw_monitoring_counts(session=session, organization_id=org_id,
-                                                                cutoff=cut.monitoring_raw)  # fmt: skip
+            report.count, report.held = q.raw_monitoring_counts(
+                session=session, organization_id=org_id, cutoff=cut.monitoring_raw
+            )
         return _held_note(report)
     after: datetime | None = None
     while True:
         with retention_owner_session() as session:
-            first = q.next_raw_monitoring_time(session=session, organization_id=org_id, after=after,
-                                               cutoff=cut.monitoring_raw)  # fmt: skip
+            first = q.next_raw_monitoring_time(
+                session=session, organization_id=org_id, after=after, cutoff=cut.monitoring_raw
+            )
         if first is None:
             break
         lo = first.replace(minute=0, second=0, microsecond=0)
@@ -53,22 +55,29 @@ def monitoring_rollups(org_id: uuid.UUID, cut: Cutoffs, *, dry_run: bool, batch_
     report = CategoryReport("monitoring_rollups")
     if dry_run:
         with retention_owner_session() as session:
-            report.count = q.count_expired_rollups(session=session, organization_id=org_id,
-                                                   cutoff=cut.monitoring_rollups)  # fmt: skip
+            report.count = q.count_expired_rollups(
+                session=session, organization_id=org_id, cutoff=cut.monitoring_rollups
+            )
         return report
     while True:
         with retention_owner_session() as session:
-            n = q.delete_expired_rollups(session=session, organization_id=org_id, cutoff=cut.monitoring_rollups,
-                                         limit=batch_size)  # fmt: skip
+            n = q.delete_expired_rollups(
+                session=session, organization_id=org_id, cutoff=cut.monitoring_rollups, limit=batch_size
+            )
         report.count += n
         if n < batch_size:
             return report
 
 
 def soft_deleted(
-    org_id: uuid.UUID, cut: Cutoffs, policy: RetentionPolicy, principal: Principal, *, dry_run: bool,
+    org_id: uuid.UUID,
+    cut: Cutoffs,
+    policy: RetentionPolicy,
+    principal: Principal,
+    *,
+    dry_run: bool,
     batch_size: int,
-) -> list[CategoryReport]:  # fmt: skip
+) -> list[CategoryReport]:
     """Purge soft-deleted deployments, experiments, models and projects past the grace period, with their
     children, each purge audited in its own transaction. A model or project whose versions still wait for
     their artifact's retention, or that a deployment elsewhere references, is held."""
@@ -94,16 +103,25 @@ def soft_deleted(
                         break
             with retention_owner_session() as session:
                 if q.purge(session=session, kind=kind, entity_id=item.id):
-                    record_audit(session, principal=principal, action=f"{kind}.purge", resource_type=kind,
-                                 resource_id=item.id, details={"name": item.name,
-                                 "deleted_at": item.deleted_at.isoformat(),
-                                 "grace_days": policy.deleted_grace_days})  # fmt: skip
+                    record_audit(
+                        session,
+                        principal=principal,
+                        action=f"{kind}.purge",
+                        resource_type=kind,
+                        resource_id=item.id,
+                        details={
+                            "name": item.name,
+                            "deleted_at": item.deleted_at.isoformat(),
+                            "grace_days": policy.deleted_grace_days,
+                        },
+                    )
                     report.count += 1
     return reports
 
 
-def model_artifacts(org_id: uuid.UUID, cut: Cutoffs, policy: RetentionPolicy, principal: Principal, *,
-                    dry_run: bool) -> CategoryReport:  # fmt: skip
+def model_artifacts(
+    org_id: uuid.UUID, cut: Cutoffs, policy: RetentionPolicy, principal: Principal, *, dry_run: bool
+) -> CategoryReport:
     """Delete retired versions' artifacts from the store (one object may serve several due versions), then
     record `artifact_purged_at` and an audit row per version. A crash in between is repaired by the next run:
     deleting a missing object is not an error."""
@@ -124,10 +142,18 @@ def model_artifacts(org_id: uuid.UUID, cut: Cutoffs, policy: RetentionPolicy, pr
         with retention_owner_session() as session:
             q.mark_artifacts_purged(session=session, version_ids=[v.version_id for v in versions])
             for v in versions:
-                record_audit(session, principal=principal, action="model_version.artifact_purge",
-                             resource_type="model_version", resource_id=v.version_id,
-                             details={"uri": uri, "retired_at": v.retired_at.isoformat(),
-                                      "retention_days": policy.model_artifacts_days})  # fmt: skip
+                record_audit(
+                    session,
+                    principal=principal,
+                    action="model_version.artifact_purge",
+                    resource_type="model_version",
+                    resource_id=v.version_id,
+                    details={
+                        "uri": uri,
+                        "retired_at": v.retired_at.isoformat(),
+                        "retention_days": policy.model_artifacts_days,
+                    },
+                )
         report.count += 1
     return report
 
@@ -151,11 +177,22 @@ def notifications(org_id: uuid.UUID, cut: Cutoffs, *, dry_run: bool, batch_size:
             )
         return [events, deliveries]
     if with_deliveries:
-        deliveries.count = _drain(lambda s: q.delete_expired_deliveries(
-            session=s, organization_id=org_id, cutoff=cut.notifications, limit=batch_size), batch_size)  # fmt: skip
-    events.count = _drain(lambda s: q.delete_expired_events(
-        session=s, organization_id=org_id, cutoff=cut.notifications, limit=batch_size,
-        with_deliveries=with_deliveries), batch_size)  # fmt: skip
+        deliveries.count = _drain(
+            lambda s: q.delete_expired_deliveries(
+                session=s, organization_id=org_id, cutoff=cut.notifications, limit=batch_size
+            ),
+            batch_size,
+        )
+    events.count = _drain(
+        lambda s: q.delete_expired_events(
+            session=s,
+            organization_id=org_id,
+            cutoff=cut.notifications,
+            limit=batch_size,
+            with_deliveries=with_deliveries,
+        ),
+        batch_size,
+    )
     return [events, deliveries]
 
 

@@ -44,7 +44,7 @@ def enforce_one(plan: OrgPlan, *, now: datetime, dry_run: bool, batch_size: int,
             lambda: retention_data.soft_deleted(org, cut, policy, principal, dry_run=dry_run, batch_size=batch_size),
         ),
         ("notification_events", lambda: retention_data.notifications(org, cut, dry_run=dry_run, batch_size=batch_size)),
-    ]  # fmt: skip  (artifacts before soft-deleted rows: a model is purged only once its artifacts are)
+    ]  # (artifacts before soft-deleted rows: a model is purged only once its artifacts are)
     for name, step in steps:
         started = time.perf_counter()
         try:
@@ -81,8 +81,14 @@ def audit_logs(plan: OrgPlan, cutoff: datetime, now: datetime, *, dry_run: bool,
             report.count += count
             report.archive_keys.append(archive_key("audit_logs", plan.slug, period))
             continue
-        outcome = retention_audit.archive_month(open_store(), organization_id=plan.organization_id, slug=plan.slug,
-                                                period=period, cutoff=cutoff, batch_size=batch_size)  # fmt: skip
+        outcome = retention_audit.archive_month(
+            open_store(),
+            organization_id=plan.organization_id,
+            slug=plan.slug,
+            period=period,
+            cutoff=cutoff,
+            batch_size=batch_size,
+        )
         report.count += outcome.deleted
         report.archive_keys.append(outcome.key)
     return report
@@ -99,9 +105,16 @@ def _finish(report: OrgReport, principal: Principal, now: datetime) -> None:
         "policy": report.policy,
     }
     with retention_owner_session() as session:
-        report.audit_id = str(record_audit(session, principal=principal, action="retention.enforce",
-                                           resource_type="organization", resource_id=principal.organization_id,
-                                           details=details))  # fmt: skip
+        report.audit_id = str(
+            record_audit(
+                session,
+                principal=principal,
+                action="retention.enforce",
+                resource_type="organization",
+                resource_id=principal.organization_id,
+                details=details,
+            )
+        )
         if report.failures:
             message = "; ".join(report.failures)
             alert = q.open_failure_alert(
@@ -111,11 +124,15 @@ def _finish(report: OrgReport, principal: Principal, now: datetime) -> None:
                 message=message,
             )
             report.alert_id = str(alert)
-            emit_event(session, organization_id=principal.organization_id, trigger_type="alert",
-                       event_type="retention.failed", severity="high",
-                       payload={"alert_id": str(alert), "organization": report.organization,
-                                "failures": report.failures},
-                       dedup_key=f"retention.failed:{report.audit_id}")  # fmt: skip
+            emit_event(
+                session,
+                organization_id=principal.organization_id,
+                trigger_type="alert",
+                event_type="retention.failed",
+                severity="high",
+                payload={"alert_id": str(alert), "organization": report.organization, "failures": report.failures},
+                dedup_key=f"retention.failed:{report.audit_id}",
+            )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -143,17 +160,32 @@ def restore_audit_month(organization: str, period: str, *, keep_days: int, princ
     org_id = rows[0][0]
     actor = principal or system_principal(org_id, organization)
     with run_lock():
-        outcome = restore_month(open_store(), organization_id=org_id, slug=organization, period=period,
-                                hold_until=datetime.now(UTC) + timedelta(days=keep_days))  # fmt: skip
+        outcome = restore_month(
+            open_store(),
+            organization_id=org_id,
+            slug=organization,
+            period=period,
+            hold_until=datetime.now(UTC) + timedelta(days=keep_days),
+        )
         result = {
-            "organization": organization, "period": period, "archive": outcome.key,
-            "archived_rows": outcome.archived_rows, "inserted": outcome.inserted,
-            "already_present": outcome.already_present, "references_gone": outcome.references_gone,
+            "organization": organization,
+            "period": period,
+            "archive": outcome.key,
+            "archived_rows": outcome.archived_rows,
+            "inserted": outcome.inserted,
+            "already_present": outcome.already_present,
+            "references_gone": outcome.references_gone,
             "held_until": outcome.held_until.isoformat(),
-        }  # fmt: skip
+        }
         with retention_owner_session() as session:
-            record_audit(session, principal=actor, action="retention.restore", resource_type="organization",
-                         resource_id=org_id, details={"category": "audit_logs", **result})  # fmt: skip
+            record_audit(
+                session,
+                principal=actor,
+                action="retention.restore",
+                resource_type="organization",
+                resource_id=org_id,
+                details={"category": "audit_logs", **result},
+            )
     return result
 
 

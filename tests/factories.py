@@ -47,9 +47,7 @@ TENANT_TABLES: dict[str, str] = {
     "model_stage_transitions": "SELECT id, organization_id AS org FROM model_stage_transitions",
     "retention_archives": "SELECT id, organization_id AS org FROM retention_archives",
     "model_monitoring_invalidations": "SELECT id, organization_id AS org FROM model_monitoring_invalidations",
-    "model_monitoring_aggregation_state": (
-        "SELECT id, organization_id AS org FROM model_monitoring_aggregation_state"
-    ),
+    "model_monitoring_aggregation_state": ("SELECT id, organization_id AS org FROM model_monitoring_aggregation_state"),
     "notification_deliveries": "SELECT id, organization_id AS org FROM notification_deliveries",
     "notification_alert_state": "SELECT id, organization_id AS org FROM notification_alert_state",
 }
@@ -78,10 +76,13 @@ def make_tenant(conn: Connection, slug: str, *, max_models: int = 10, max_users:
     t = Tenant(slug)
     ins = lambda sql, **p: _insert(conn, sql, **p)  # noqa: E731
     t.ids["org"] = ins(
-        "INSERT INTO organizations (name, slug, billing_email, max_models, max_users) "
-        "VALUES (:n, :s, :e, :mm, :mu)",
-        n=f"{slug} Inc", s=slug, e=f"billing@{slug}.example", mm=max_models, mu=max_users,
-    )  # fmt: skip
+        "INSERT INTO organizations (name, slug, billing_email, max_models, max_users) VALUES (:n, :s, :e, :mm, :mu)",
+        n=f"{slug} Inc",
+        s=slug,
+        e=f"billing@{slug}.example",
+        mm=max_models,
+        mu=max_users,
+    )
     for role in ("admin", "developer", "viewer"):
         uid = ins(
             "INSERT INTO users (email, first_name, last_name) VALUES (:e, :f, 'Test')",
@@ -91,21 +92,28 @@ def make_tenant(conn: Connection, slug: str, *, max_models: int = 10, max_users:
         t.ids[role] = uid
         ins(
             "INSERT INTO organization_memberships (organization_id, user_id, role) VALUES (:o, :u, :r)",
-            o=t["org"], u=uid, r=role,
-        )  # fmt: skip
+            o=t["org"],
+            u=uid,
+            r=role,
+        )
     t.ids["project"] = ins(
         "INSERT INTO projects (organization_id, name, slug, created_by) VALUES (:o, 'Fraud', 'fraud', :u)",
-        o=t["org"], u=t["admin"],
-    )  # fmt: skip
+        o=t["org"],
+        u=t["admin"],
+    )
     t.ids["project_member"] = ins(
         "INSERT INTO project_members (project_id, user_id, role, added_by) VALUES (:p, :u, 'contributor', :a)",
-        p=t["project"], u=t["developer"], a=t["admin"],
-    )  # fmt: skip
+        p=t["project"],
+        u=t["developer"],
+        a=t["admin"],
+    )
     t.ids["model"] = ins(
         "INSERT INTO models (organization_id, project_id, name, description, model_type, framework, created_by) "
         "VALUES (:o, :p, 'Fraud Model', 'gradient boosted fraud scorer', 'classification', 'xgboost', :u)",
-        o=t["org"], p=t["project"], u=t["admin"],
-    )  # fmt: skip
+        o=t["org"],
+        p=t["project"],
+        u=t["admin"],
+    )
     for version, stage, auc in (
         ("1.0.0", "production", 0.96),
         ("1.1.0", "staging", 0.97),
@@ -115,19 +123,29 @@ def make_tenant(conn: Connection, slug: str, *, max_models: int = 10, max_users:
         t.ids[key] = ins(
             "INSERT INTO model_versions (model_id, version, stage, model_file_path, performance_metrics, created_by) "
             "VALUES (:m, :v, :s, :path, CAST(:metrics AS jsonb), :u)",
-            m=t["model"], v=version, s=stage, path=f"s3://models/{slug}/{version}/model.bin",
-            metrics=f'{{"auc": {auc}, "accuracy": 0.95, "precision": 0.8, "recall": 0.75}}', u=t["admin"],
-        )  # fmt: skip
+            m=t["model"],
+            v=version,
+            s=stage,
+            path=f"s3://models/{slug}/{version}/model.bin",
+            metrics=f'{{"auc": {auc}, "accuracy": 0.95, "precision": 0.8, "recall": 0.75}}',
+            u=t["admin"],
+        )
         t.ids[f"transition_{key}"] = ins(
             "INSERT INTO model_stage_transitions (organization_id, model_id, model_version_id, from_stage, to_stage, "
             "created_at) VALUES (:o, :m, :v, NULL, :s, now() - interval '3 days')",
-            o=t["org"], m=t["model"], v=t[key], s=stage,
-        )  # fmt: skip
+            o=t["org"],
+            m=t["model"],
+            v=t[key],
+            s=stage,
+        )
     t.ids["experiment"] = ins(
         "INSERT INTO experiments (organization_id, project_id, model_id, name, description, created_by) "
         "VALUES (:o, :p, :m, 'tuning', 'learning rate sweep', :u)",
-        o=t["org"], p=t["project"], m=t["model"], u=t["admin"],
-    )  # fmt: skip
+        o=t["org"],
+        p=t["project"],
+        m=t["model"],
+        u=t["admin"],
+    )
     t.ids["run"] = ins("INSERT INTO experiment_runs (experiment_id, run_name) VALUES (:e, 'lr=0.1')", e=t["experiment"])
     t.ids["run_metric"] = ins(
         "INSERT INTO run_metrics (run_id, metric_name, value, step) VALUES (:r, 'loss', 0.3, 1)", r=t["run"]
@@ -136,13 +154,20 @@ def make_tenant(conn: Connection, slug: str, *, max_models: int = 10, max_users:
         t.ids[f"deployment_{env}"] = ins(
             "INSERT INTO deployments (organization_id, project_id, model_version_id, name, environment, status, "
             "created_by) VALUES (:o, :p, :v, :n, :env, 'active', :u)",
-            o=t["org"], p=t["project"], v=t[key], n=f"fraud-api-{env}", env=env, u=t["admin"],
-        )  # fmt: skip
+            o=t["org"],
+            p=t["project"],
+            v=t[key],
+            n=f"fraud-api-{env}",
+            env=env,
+            u=t["admin"],
+        )
     t.ids["history"] = ins(
         "INSERT INTO deployment_history (deployment_id, model_version_id, action, status, performed_by) "
         "VALUES (:d, :v, 'deploy', 'completed', :u)",
-        d=t["deployment_production"], v=t["v100"], u=t["admin"],
-    )  # fmt: skip
+        d=t["deployment_production"],
+        v=t["v100"],
+        u=t["admin"],
+    )
     t.ids["monitoring"] = ins(
         "INSERT INTO model_monitoring (deployment_id, metric_name, value) VALUES (:d, 'latency_p95_ms', 41.0)",
         d=t["deployment_production"],
@@ -166,51 +191,67 @@ def make_tenant(conn: Connection, slug: str, *, max_models: int = 10, max_users:
     t.ids["alert"] = ins(
         "INSERT INTO alerts (organization_id, deployment_id, alert_type, severity, title, message) "
         "VALUES (:o, :d, 'high_latency', 'medium', 'slow', 'p95 above 50 ms')",
-        o=t["org"], d=t["deployment_production"],
-    )  # fmt: skip
+        o=t["org"],
+        d=t["deployment_production"],
+    )
     t.ids["api_key"] = ins(
         "INSERT INTO api_keys (organization_id, user_id, name, key_hash, key_prefix) "
         "VALUES (:o, :u, 'ci', :h, 'mlk_test')",
-        o=t["org"], u=t["developer"], h=f"sha256:{uuid.uuid4().hex}",
-    )  # fmt: skip
+        o=t["org"],
+        u=t["developer"],
+        h=f"sha256:{uuid.uuid4().hex}",
+    )
     t.ids["audit"] = ins(
         "INSERT INTO audit_logs (organization_id, user_id, action, resource_type) VALUES (:o, :u, 'test.seed', 'test')",
-        o=t["org"], u=t["admin"],
-    )  # fmt: skip
+        o=t["org"],
+        u=t["admin"],
+    )
     t.ids["channel"] = ins(
         "INSERT INTO notification_channels (organization_id, name, type, configuration, created_by) "
         "VALUES (:o, 'ops', 'webhook', '{}', :u)",
-        o=t["org"], u=t["admin"],
-    )  # fmt: skip
+        o=t["org"],
+        u=t["admin"],
+    )
     t.ids["rule"] = ins(
         "INSERT INTO notification_rules (organization_id, project_id, channel_id, trigger_type, created_by) "
         "VALUES (:o, :p, :c, 'alert', :u)",
-        o=t["org"], p=t["project"], c=t["channel"], u=t["admin"],
-    )  # fmt: skip
+        o=t["org"],
+        p=t["project"],
+        c=t["channel"],
+        u=t["admin"],
+    )
     t.ids["event"] = ins(
         "INSERT INTO notification_events (organization_id, project_id, trigger_type, event_type) "
         "VALUES (:o, :p, 'alert', 'test.event')",
-        o=t["org"], p=t["project"],
-    )  # fmt: skip
+        o=t["org"],
+        p=t["project"],
+    )
     if not _exists(conn, "retention_archives"):
         return t
     t.ids["retention_archive"] = ins(
         "INSERT INTO retention_archives (organization_id, category, period, object_key, row_count, checksum) "
         "VALUES (:o, 'audit_logs', '2023-01', :k, 1, :c)",
-        o=t["org"], k=f"retention/audit_logs/{slug}/2023-01.parquet", c="0" * 64,
-    )  # fmt: skip
+        o=t["org"],
+        k=f"retention/audit_logs/{slug}/2023-01.parquet",
+        c="0" * 64,
+    )
     if not _exists(conn, "notification_deliveries"):
         return t
     t.ids["delivery"] = ins(
         "INSERT INTO notification_deliveries (organization_id, event_id, channel_id, rule_id, status) "
         "VALUES (:o, :e, :c, :r, 'delivered')",
-        o=t["org"], e=t["event"], c=t["channel"], r=t["rule"],
-    )  # fmt: skip
+        o=t["org"],
+        e=t["event"],
+        c=t["channel"],
+        r=t["rule"],
+    )
     t.ids["alert_state"] = ins(
         "INSERT INTO notification_alert_state (organization_id, alert_id, channel_id, last_notified_at) "
         "VALUES (:o, :a, :c, now())",
-        o=t["org"], a=t["alert"], c=t["channel"],
-    )  # fmt: skip
+        o=t["org"],
+        a=t["alert"],
+        c=t["channel"],
+    )
     return t
 
 

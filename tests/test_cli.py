@@ -41,8 +41,23 @@ class TestDatabaseCommands:
 class TestPromoteFromCi:
     @pytest.fixture(scope="class")
     def ci_key(self, seeded):
-        created = mlops(seeded, "keys", "create", "--org", "acme", "--as", "admin@acme.example", "--user",
-                        "admin@acme.example", "--name", "ci", "--scope", "models:promote:staging", "--scope", "models:read")  # fmt: skip
+        created = mlops(
+            seeded,
+            "keys",
+            "create",
+            "--org",
+            "acme",
+            "--as",
+            "admin@acme.example",
+            "--user",
+            "admin@acme.example",
+            "--name",
+            "ci",
+            "--scope",
+            "models:promote:staging",
+            "--scope",
+            "models:read",
+        )
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip()
         assert key.startswith("mlk_") and "shown only this once" in created.stderr
@@ -187,8 +202,22 @@ class TestRegister:
 
 class TestChannelsAndKeys:
     def test_channel_secrets_never_reach_stdout(self, seeded):
-        added = mlops(seeded, "channels", "add", "--org", "acme", "--as", "admin@acme.example", "--name", "slack-ml",
-                      "--type", "slack", "--config", "-", stdin='{"webhook_url": "https://hooks.slack.example/T0/B0/s3cr3t"}')  # fmt: skip
+        added = mlops(
+            seeded,
+            "channels",
+            "add",
+            "--org",
+            "acme",
+            "--as",
+            "admin@acme.example",
+            "--name",
+            "slack-ml",
+            "--type",
+            "slack",
+            "--config",
+            "-",
+            stdin='{"webhook_url": "https://hooks.slack.example/T0/B0/s3cr3t"}',
+        )
         assert added.returncode == 0, added.stderr
         listed = mlops(seeded, "channels", "list", "--org", "acme", "--as", "admin@acme.example")
         assert (
@@ -247,7 +276,6 @@ class TestDrift:
         assert "fraud-api-prod (production): failed: reference dataset" in result.stdout
         assert result.stderr.strip().splitlines()[-1].endswith(" deployment(s) could not be analysed")
 
-
     def test_drift_exits_1_like_drift_compare_and_0_without_drift(self, seeded):
         from datetime import UTC, datetime
         from pathlib import Path
@@ -261,12 +289,14 @@ class TestDrift:
             folder.mkdir(parents=True, exist_ok=True)
             logged_inputs(start, end, per_hour=1500, seed=11, drifted=drifted).to_parquet(folder / "cli.parquet")
         window = ("--start", start.isoformat(), "--end", end.isoformat(), "--as", "dev@acme.example")
-        drifted = mlops(seeded, "drift", "--deployment", "acme/fraud-detection/fraud-api-prod", "--env",
-                        "production", *window)  # fmt: skip
+        drifted = mlops(
+            seeded, "drift", "--deployment", "acme/fraud-detection/fraud-api-prod", "--env", "production", *window
+        )
         assert drifted.returncode == 1, drifted.stdout + drifted.stderr
         assert "drift" in drifted.stdout and not drifted.stderr.strip()
-        calm = mlops(seeded, "drift", "--deployment", "acme/fraud-detection/fraud-api-staging", "--env",
-                     "staging", *window)  # fmt: skip
+        calm = mlops(
+            seeded, "drift", "--deployment", "acme/fraud-detection/fraud-api-staging", "--env", "staging", *window
+        )
         assert calm.returncode == 0, calm.stdout + calm.stderr
 
 
@@ -277,11 +307,35 @@ class TestInvitations:
         assert "no pending invitation of viewer@acme.example" in one_line_error(result)
 
     def test_a_new_member_joins_at_once(self, seeded):
-        result = mlops(seeded, "users", "add", "Newbie@acme.example", "--first-name", "N", "--last-name", "B",
-                       "--org", "acme", "--as", "admin@acme.example")  # fmt: skip
+        result = mlops(
+            seeded,
+            "users",
+            "add",
+            "Newbie@acme.example",
+            "--first-name",
+            "N",
+            "--last-name",
+            "B",
+            "--org",
+            "acme",
+            "--as",
+            "admin@acme.example",
+        )
         assert result.returncode == 0, result.stderr
         assert "is now viewer of acme" in result.stdout
-        again = mlops(seeded, "users", "add", "newbie@ACME.example", "--first-name", "N", "--last-name", "B",
-                      "--org", "acme", "--as", "admin@acme.example")  # fmt: skip
+        again = mlops(
+            seeded,
+            "users",
+            "add",
+            "newbie@ACME.example",
+            "--first-name",
+            "N",
+            "--last-name",
+            "B",
+            "--org",
+            "acme",
+            "--as",
+            "admin@acme.example",
+        )
         assert again.returncode == 1 and "already a member" in one_line_error(again)
         assert scalar(seeded, "SELECT count(*) FROM users WHERE lower(email) = 'newbie@acme.example'") == 1

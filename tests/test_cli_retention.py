@@ -22,8 +22,11 @@ def env(tenants_db, tmp_path):
     url, alpha, _ = tenants_db
     run_env = {k: v for k, v in os.environ.items() if k not in ("MLOPS_API_KEY", "MLOPS_AS", "MLOPS_ORG")}
     run_env.update(role_env(url))
-    run_env.update(MLOPS_HOME=str(tmp_path / "home"), MLOPS_ORCHESTRATE="never",
-                   MLOPS_ARTIFACT_URI=(tmp_path / "artifacts").as_uri())  # fmt: skip
+    run_env.update(
+        MLOPS_HOME=str(tmp_path / "home"),
+        MLOPS_ORCHESTRATE="never",
+        MLOPS_ARTIFACT_URI=(tmp_path / "artifacts").as_uri(),
+    )
     db = Db(url)
     seed_audit(db, alpha["org"], alpha["admin"], 40, step_hours=36)  # Sept and Oct 2024: expired for years now
     yield run_env, db, alpha

@@ -183,9 +183,18 @@ def record_archive(
             "row_count = EXCLUDED.row_count, min_time = EXCLUDED.min_time, max_time = EXCLUDED.max_time, "
             "checksum = EXCLUDED.checksum, size_bytes = EXCLUDED.size_bytes, archived_at = now()"
         ),
-        dict(org=organization_id, cat=category, period=period, key=object_key, n=row_count, lo=min_time,
-             hi=max_time, sum=checksum, size=size_bytes),
-    )  # fmt: skip
+        dict(
+            org=organization_id,
+            cat=category,
+            period=period,
+            key=object_key,
+            n=row_count,
+            lo=min_time,
+            hi=max_time,
+            sum=checksum,
+            size=size_bytes,
+        ),
+    )
 
 
 def hold_archive(*, session: Session, organization_id: uuid.UUID, category: str, period: str, until: datetime) -> bool:
@@ -223,10 +232,22 @@ def list_archives(*, session: Session, slug: str | None = None) -> list[ArchiveR
         {"slug": slug},
     )
     return [
-        ArchiveRecord(r.organization_id, r.slug, r.category, r.period, r.object_key, r.row_count, r.min_time,
-                      r.max_time, r.checksum, r.size_bytes, r.archived_at, r.held_until)
+        ArchiveRecord(
+            r.organization_id,
+            r.slug,
+            r.category,
+            r.period,
+            r.object_key,
+            r.row_count,
+            r.min_time,
+            r.max_time,
+            r.checksum,
+            r.size_bytes,
+            r.archived_at,
+            r.held_until,
+        )
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 # --- monitoring ----------------------------------------------------------------------------------------------
@@ -285,8 +306,9 @@ def raw_monitoring_counts(*, session: Session, organization_id: uuid.UUID, cutof
     return int(row.ok), int(row.total - row.ok)
 
 
-def next_raw_monitoring_time(*, session: Session, organization_id: uuid.UUID, after: datetime | None,
-                             cutoff: datetime) -> datetime | None:  # fmt: skip
+def next_raw_monitoring_time(
+    *, session: Session, organization_id: uuid.UUID, after: datetime | None, cutoff: datetime
+) -> datetime | None:
     """The earliest `recorded_at` at or after `after` (any, when None) and before `cutoff`."""
     return session.execute(
         text(
@@ -416,9 +438,11 @@ def count_soft_deleted(*, session: Session, organization_id: uuid.UUID, kind: st
 def delete_monitoring_of(*, session: Session, kind: str, entity_id: uuid.UUID, limit: int) -> int:
     """Delete at most `limit` raw monitoring points of a deployment (or of every deployment of a project), so the
     purge of a busy deployment is made of bounded transactions and not one huge cascade."""
-    where = "deployment_id = :id" if kind == "deployment" else (
-        "deployment_id IN (SELECT id FROM deployments WHERE project_id = :id)"
-    )  # fmt: skip
+    where = (
+        "deployment_id = :id"
+        if kind == "deployment"
+        else ("deployment_id IN (SELECT id FROM deployments WHERE project_id = :id)")
+    )
     return session.execute(
         text(f"DELETE FROM model_monitoring WHERE id IN (SELECT id FROM model_monitoring WHERE {where} LIMIT :limit)"),
         {"id": entity_id, "limit": limit},

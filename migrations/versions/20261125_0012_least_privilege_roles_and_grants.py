@@ -284,8 +284,10 @@ def downgrade() -> None:
         op.execute(f"REVOKE ALL ON {table} FROM {APP}")
         op.execute(f"GRANT {OLD_APP_GRANTS.get(table, RW)} ON {table} TO {APP}")
     # the cluster-wide login roles stay: other databases on the server may use them
-    op.execute(f"DO $$ BEGIN EXECUTE format('REVOKE CONNECT ON DATABASE %I FROM {LOGIN}, {MAINTENANCE}', "
-               "current_database()); END $$")  # fmt: skip
+    op.execute(
+        f"DO $$ BEGIN EXECUTE format('REVOKE CONNECT ON DATABASE %I FROM {LOGIN}, {MAINTENANCE}', "
+        "current_database()); END $$"
+    )
 
 
 OLD_APP_GRANTS = {

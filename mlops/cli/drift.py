@@ -124,9 +124,13 @@ def drift_compare(
         if len(frame) == 0:
             raise InvalidInput(f"the {name} dataset has no rows: nothing to compare")
     result = dataset_drift(
-        reference_frame, current_frame, column_types=types, methods=methods, thresholds=thresholds,
+        reference_frame,
+        current_frame,
+        column_types=types,
+        methods=methods,
+        thresholds=thresholds,
         drift_threshold=drift_threshold,
-    )  # fmt: skip
+    )
     if html_path is not None:
         from tasks.drift_report import render_drift_html
 
@@ -161,8 +165,9 @@ def drift_reports(
     from services.listings import read_drift_reports
 
     org, project, deployment = parse_deployment_ref(deployment_ref, environment)
-    rows = read_drift_reports(principal_for(org, as_email), project=project, deployment=deployment,
-                              environment=environment, limit=limit)
+    rows = read_drift_reports(
+        principal_for(org, as_email), project=project, deployment=deployment, environment=environment, limit=limit
+    )
     if as_json:
         echo_json(rows)
         return
@@ -173,5 +178,7 @@ def drift_reports(
     for r in rows:
         window = f"{r['period_start']:%Y-%m-%d %H:%M} - {r['period_end']:%Y-%m-%d %H:%M}"
         drifted = f"{r['drifted'] or 0}/{r['analysed'] or 0}"
-        typer.echo(f"{window:<33} {'yes' if r['is_drift_detected'] else 'no':<6} {r['drift_score']:>6.2f} "
-                   f"{drifted:>8} {r['failed'] or 0:>6}  {r['report_uri'] or ''}")
+        typer.echo(
+            f"{window:<33} {'yes' if r['is_drift_detected'] else 'no':<6} {r['drift_score']:>6.2f} "
+            f"{drifted:>8} {r['failed'] or 0:>6}  {r['report_uri'] or ''}"
+        )

@@ -143,8 +143,15 @@ def promote(
         result = run_flow(promote_model, **params)
     except GateRejected as rejected:
         if as_json:
-            echo_json({"status": "rejected", "model": model, "version": version, "to_stage": to_stage,
-                       "gates": rejected.gates})  # fmt: skip
+            echo_json(
+                {
+                    "status": "rejected",
+                    "model": model,
+                    "version": version,
+                    "to_stage": to_stage,
+                    "gates": rejected.gates,
+                }
+            )
         else:
             print_gates(rejected.gates)
         raise

@@ -59,8 +59,12 @@ def _print_summary(summary: dict) -> None:
     typer.echo(f"{'organization':<14} {'category':<24} {verb:>12} {'kept':>6}  detail")
     rows = table_rows(reports)
     for report in reports:
-        shown = [r for r in rows if r["organization"] == report.organization
-                 and (r["count"] or r["held"] or r["status"] in ("failed", "skipped"))]  # fmt: skip
+        shown = [
+            r
+            for r in rows
+            if r["organization"] == report.organization
+            and (r["count"] or r["held"] or r["status"] in ("failed", "skipped"))
+        ]
         if not shown:
             typer.echo(f"{report.organization:<14} {'(nothing expired)':<24}")
         for row in shown:
@@ -95,11 +99,15 @@ def restore(
     if as_json:
         echo_json(result)
         return
-    typer.echo(f"{result['archive']}: {result['archived_rows']} archived row(s); restored {result['inserted']}, "
-               f"{result['already_present']} already present; held until {result['held_until'][:19]}Z")  # fmt: skip
+    typer.echo(
+        f"{result['archive']}: {result['archived_rows']} archived row(s); restored {result['inserted']}, "
+        f"{result['already_present']} already present; held until {result['held_until'][:19]}Z"
+    )
     if result["references_gone"]:
-        typer.echo(f"note: {result['references_gone']} row(s) name a user or API key deleted since; restored "
-                   "with that reference empty, as ON DELETE SET NULL would have left them")  # fmt: skip
+        typer.echo(
+            f"note: {result['references_gone']} row(s) name a user or API key deleted since; restored "
+            "with that reference empty, as ON DELETE SET NULL would have left them"
+        )
 
 
 @app.command("archives")
@@ -117,8 +125,10 @@ def archives(organization: OrgOption = None, as_json: JsonOption = False) -> Non
     typer.echo(f"{'organization':<14} {'month':<8} {'rows':>8} {'checksum':<12}  {'held until':<10}  object key")
     for r in records:
         held = r["held_until"].strftime("%Y-%m-%d") if r["held_until"] else ""
-        typer.echo(f"{r['organization']:<14} {r['period']:<8} {r['row_count']:>8} {r['checksum'][:12]:<12}  "
-                   f"{held:<10}  {r['object_key']}")  # fmt: skip
+        typer.echo(
+            f"{r['organization']:<14} {r['period']:<8} {r['row_count']:>8} {r['checksum'][:12]:<12}  "
+            f"{held:<10}  {r['object_key']}"
+        )
 
 
 def _principal(organization: str, as_email: str | None):
@@ -130,6 +140,12 @@ def _principal(organization: str, as_email: str | None):
     from services.audit import authorize
 
     principal = principal_for(organization, as_email)
-    authorize(principal, Action.RETENTION_RUN, what=f"retention of {organization}", audit_action="retention.restore",
-              resource_type="organization", resource_id=principal.organization_id)  # fmt: skip
+    authorize(
+        principal,
+        Action.RETENTION_RUN,
+        what=f"retention of {organization}",
+        audit_action="retention.restore",
+        resource_type="organization",
+        resource_id=principal.organization_id,
+    )
     return principal

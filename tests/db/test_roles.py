@@ -104,9 +104,11 @@ class TestTheLoginRoleGoesNowhere:
             assert "permission denied" in refused(s, "UPDATE audit_logs SET action = 'x'")
             assert "permission denied" in refused(s, "UPDATE users SET email = 'evil@example.com'")
             assert "permission denied" in refused(
-                s, "INSERT INTO organization_memberships (organization_id, user_id, role) VALUES (:o, :u, 'admin')",
-                o=beta["org"], u=alpha["admin"],
-            )  # fmt: skip
+                s,
+                "INSERT INTO organization_memberships (organization_id, user_id, role) VALUES (:o, :u, 'admin')",
+                o=beta["org"],
+                u=alpha["admin"],
+            )
 
 
 class TestGrants:

@@ -102,8 +102,10 @@ class TestForeignKeys:
     def test_deleting_a_model_keeps_experiments_and_clears_their_model(self, conn, two):
         a, _ = two
         conn.execute(text("DELETE FROM deployments WHERE organization_id = :o"), {"o": a["org"]})
-        conn.execute(text("DELETE FROM deployment_history WHERE model_version_id IN (:a, :b, :c)"),
-                     {"a": a["v100"], "b": a["v110"], "c": a["v120"]})  # fmt: skip
+        conn.execute(
+            text("DELETE FROM deployment_history WHERE model_version_id IN (:a, :b, :c)"),
+            {"a": a["v100"], "b": a["v110"], "c": a["v120"]},
+        )
         conn.execute(text("DELETE FROM models WHERE id = :m"), {"m": a["model"]})
         assert self._count(conn, "model_versions", "model_id", a["model"]) == 0
         assert (

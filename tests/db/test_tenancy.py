@@ -98,13 +98,16 @@ class TestWrites:
             conn,
             "INSERT INTO models (organization_id, project_id, name, model_type, framework, created_by) "
             "VALUES (:o, :p, 'smuggled', 'classification', 'xgboost', :u)",
-            o=a["org"], p=b["project"], u=a["admin"],
-        )  # fmt: skip
+            o=a["org"],
+            p=b["project"],
+            u=a["admin"],
+        )
         self._fails(
             conn,
             "INSERT INTO model_versions (model_id, version, model_file_path, created_by) VALUES (:m, '9.9.9', 'x', :u)",
-            m=b["model"], u=a["admin"],
-        )  # fmt: skip
+            m=b["model"],
+            u=a["admin"],
+        )
         self._fails(
             conn,
             "INSERT INTO model_monitoring (deployment_id, metric_name, value) VALUES (:d, 'x', 1)",
@@ -114,8 +117,11 @@ class TestWrites:
             conn,
             "INSERT INTO deployments (organization_id, project_id, model_version_id, name, environment, created_by) "
             "VALUES (:o, :p, :v, 'smuggled', 'staging', :u)",
-            o=a["org"], p=a["project"], v=b["v100"], u=a["admin"],
-        )  # fmt: skip
+            o=a["org"],
+            p=a["project"],
+            v=b["v100"],
+            u=a["admin"],
+        )
 
     def test_updates_and_deletes_do_not_reach_another_organization(self, conn, tenants):
         a, b, _ = tenants
@@ -145,10 +151,12 @@ class TestWrites:
     def test_monitoring_organization_is_taken_from_the_deployment_whatever_the_writer_sends(self, conn, tenants):
         a, b, _ = tenants
         row = conn.execute(
-            text("INSERT INTO model_monitoring (deployment_id, organization_id, metric_name, value) "
-                 "VALUES (:d, :spoofed, 'rps', 1) RETURNING organization_id"),
+            text(
+                "INSERT INTO model_monitoring (deployment_id, organization_id, metric_name, value) "
+                "VALUES (:d, :spoofed, 'rps', 1) RETURNING organization_id"
+            ),
             {"d": a["deployment_production"], "spoofed": b["org"]},
-        ).scalar_one()  # fmt: skip
+        ).scalar_one()
         assert row == a["org"]
         conn.execute(
             text("UPDATE model_monitoring SET organization_id = :b WHERE id = :m"),
@@ -182,5 +190,8 @@ class TestWrites:
             assert session.execute(text("SELECT mlops_current_org()")).scalar() == org
         with get_engine().connect() as connection:
             assert connection.execute(text("SELECT pg_backend_pid()")).scalar() == pid  # the same connection
-            assert connection.execute(text("SELECT current_setting('app.organization_id', true)")).scalar() in (None, "")
+            assert connection.execute(text("SELECT current_setting('app.organization_id', true)")).scalar() in (
+                None,
+                "",
+            )
             assert connection.execute(text("SELECT current_user")).scalar() == "mlops_login"

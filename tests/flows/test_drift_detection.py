@@ -49,8 +49,11 @@ def log_inputs(store, prefix: str, data: pd.DataFrame, start=START, end=END, nam
 
 
 def configure(db: Db, deployment_id: uuid.UUID, **drift) -> None:
-    db.run("UPDATE deployments SET deployment_config = CAST(:c AS jsonb) WHERE id = :d",
-           c=json.dumps({"monitoring": {"drift": drift}}), d=deployment_id)  # fmt: skip
+    db.run(
+        "UPDATE deployments SET deployment_config = CAST(:c AS jsonb) WHERE id = :d",
+        c=json.dumps({"monitoring": {"drift": drift}}),
+        d=deployment_id,
+    )
 
 
 @pytest.fixture
@@ -64,8 +67,13 @@ def setup(tenants_db, tmp_path, monkeypatch):
     for env, shift in (("production", 0.8), ("staging", 0.0)):
         prefix = f"inference-logs/alpha/{env}"
         log_inputs(store, prefix, frame(1200, 2 if env == "production" else 3, shift))
-        configure(db, alpha[f"deployment_{env}"], reference_uri=reference, inputs_uri=store.uri_for(prefix),
-                  column_types={"channel": "cat"})  # fmt: skip
+        configure(
+            db,
+            alpha[f"deployment_{env}"],
+            reference_uri=reference,
+            inputs_uri=store.uri_for(prefix),
+            column_types={"channel": "cat"},
+        )
     db.run("DELETE FROM data_drift_reports")
     yield db, store, alpha, beta
     db.close()
@@ -129,8 +137,13 @@ class TestReports:
         db, store, alpha, _ = setup
         config = db.one("SELECT deployment_config FROM deployments WHERE id = :d", d=alpha["deployment_staging"])
         drift = config["monitoring"]["drift"]
-        configure(db, alpha["deployment_staging"], **drift, drift_threshold=0.2,
-                  per_column={"amount": {"method": "psi", "threshold": 0.0}})  # fmt: skip
+        configure(
+            db,
+            alpha["deployment_staging"],
+            **drift,
+            drift_threshold=0.2,
+            per_column={"amount": {"method": "psi", "threshold": 0.0}},
+        )
         run()
         report = db.all("SELECT * FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_staging"])[0]
         assert report["feature_drift"]["amount"]["method"] == "psi" and report["feature_drift"]["amount"]["drifted"]
@@ -232,8 +245,13 @@ class TestFaults:
 
     def test_empty_window_is_skipped_with_a_clear_message(self, setup):
         db, _, _, _ = setup
-        summary = run_flow(detect_drift, orchestrate=False, organization="alpha",
-                           start=START - timedelta(days=3), end=END - timedelta(days=3))  # fmt: skip
+        summary = run_flow(
+            detect_drift,
+            orchestrate=False,
+            organization="alpha",
+            start=START - timedelta(days=3),
+            end=END - timedelta(days=3),
+        )
         assert {o["status"] for o in summary["outcomes"]} == {"skipped"}
         assert all("no logged inputs" in o["message"] for o in summary["outcomes"])
         assert db.one("SELECT count(*) FROM data_drift_reports") == 0
@@ -252,8 +270,10 @@ class TestFaults:
         store.delete([f"inference-logs/alpha/staging/date={START:%Y-%m-%d}/part-0.parquet"])
         log_inputs(store, "inference-logs/alpha/staging", data)
         run()
-        report = db.all("SELECT feature_drift, report_data FROM data_drift_reports WHERE deployment_id = :d",
-                        d=alpha["deployment_staging"])[0]  # fmt: skip
+        report = db.all(
+            "SELECT feature_drift, report_data FROM data_drift_reports WHERE deployment_id = :d",
+            d=alpha["deployment_staging"],
+        )[0]
         assert "missing in current" in report["feature_drift"]["channel"]["error"]
         assert report["feature_drift"]["age"]["error"] and not report["feature_drift"]["age"]["drifted"]
         assert set(report["report_data"]["errors"]) == {"channel", "age"}
@@ -417,8 +437,14 @@ class TestWithAnApiKeyInTheWorkersEnvironment:
 class TestSelectionAndAccess:
     def test_one_deployment(self, setup):
         db, _, _, _ = setup
-        summary = run_flow(detect_drift, orchestrate=False, deployment="alpha/fraud/fraud-api-staging",
-                           environment="staging", start=START, end=END)  # fmt: skip
+        summary = run_flow(
+            detect_drift,
+            orchestrate=False,
+            deployment="alpha/fraud/fraud-api-staging",
+            environment="staging",
+            start=START,
+            end=END,
+        )
         assert summary["deployments"] == 1 and db.one("SELECT count(*) FROM data_drift_reports") == 1
 
     @pytest.mark.parametrize(
@@ -444,8 +470,13 @@ class TestSelectionAndAccess:
     def test_developer_runs_it_on_demand_and_is_audited(self, setup):
         db, _, alpha, _ = setup
         run(actor="developer@alpha.example")
-        assert db.one("SELECT count(*) FROM audit_logs WHERE action = 'data_drift_report.write' AND user_id = :u",
-                      u=alpha["developer"]) == 2  # fmt: skip
+        assert (
+            db.one(
+                "SELECT count(*) FROM audit_logs WHERE action = 'data_drift_report.write' AND user_id = :u",
+                u=alpha["developer"],
+            )
+            == 2
+        )
 
 
 class TestS3Backend:
@@ -462,8 +493,14 @@ class TestS3Backend:
             reference_uri=reference,
             inputs_uri=store.uri_for("inference-logs/alpha/prod"),
         )
-        summary = run_flow(detect_drift, orchestrate=False, deployment="alpha/fraud/fraud-api-production",
-                           environment="production", start=START, end=END)  # fmt: skip
+        summary = run_flow(
+            detect_drift,
+            orchestrate=False,
+            deployment="alpha/fraud/fraud-api-production",
+            environment="production",
+            start=START,
+            end=END,
+        )
         (outcome,) = summary["outcomes"]
         assert outcome["drift_detected"] and outcome["report_uri"].startswith("s3://")
         assert db.one(
@@ -511,7 +548,9 @@ class TestFailedRunsAreLoud:
 class TestPureRules:
     def test_window_is_the_interval_ending_at_the_scheduled_time(self):
         assert drift_window(datetime(2026, 11, 24, 10, 0, tzinfo=UTC), 60) == (
-            datetime(2026, 11, 24, 9, 0, tzinfo=UTC), datetime(2026, 11, 24, 10, 0, tzinfo=UTC))  # fmt: skip
+            datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+            datetime(2026, 11, 24, 10, 0, tzinfo=UTC),
+        )
         late = drift_window(datetime(2026, 11, 24, 10, 7, 31, tzinfo=UTC), 60)
         assert late[1] == datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # a late start still analyses the same slot
         assert drift_window(datetime(2026, 11, 24, 10, 20, tzinfo=UTC), 15)[0] == datetime(

@@ -110,8 +110,13 @@ class TestRollups:
         from db.session import session_scope
 
         with session_scope(alpha["org"]) as session:
-            rows = read_series(session=session, deployment_id=alpha["deployment_production"], granularity="hour",
-                               since=NOW - timedelta(hours=5, minutes=40), metric="latency_ms")  # fmt: skip
+            rows = read_series(
+                session=session,
+                deployment_id=alpha["deployment_production"],
+                granularity="hour",
+                since=NOW - timedelta(hours=5, minutes=40),
+                metric="latency_ms",
+            )
         assert {r.source for r in rows} == {"rollup"}
         assert [r.bucket_start for r in rows] == [NOW - timedelta(hours=h) for h in range(6, 0, -1)]
         assert [r.sample_count for r in rows] == [100] * 6

@@ -77,10 +77,27 @@ def run_promotion(
 ) -> subprocess.CompletedProcess:
     job = ["--job-variable", f"env={json.dumps({'MLOPS_API_KEY': key})}"] if key else []
     return prefect(
-        env, "deployment", "run", "promote-model/on-demand", "--watch", "--watch-timeout", "150", *job,
-        "--param", "organization=alpha", "--param", "project=fraud", "--param", "model=Fraud Model",
-        "--param", f"version={version}", "--param", f"to_stage={stage}", "--param", f"actor={actor}",
-    )  # fmt: skip
+        env,
+        "deployment",
+        "run",
+        "promote-model/on-demand",
+        "--watch",
+        "--watch-timeout",
+        "150",
+        *job,
+        "--param",
+        "organization=alpha",
+        "--param",
+        "project=fraud",
+        "--param",
+        "model=Fraud Model",
+        "--param",
+        f"version={version}",
+        "--param",
+        f"to_stage={stage}",
+        "--param",
+        f"actor={actor}",
+    )
 
 
 def stages(url: str) -> dict[str, str]:

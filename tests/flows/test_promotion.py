@@ -19,9 +19,14 @@ from tests.factories import Db
 
 class PromotionDb(Db):
     def stages(self) -> dict[str, str]:
-        return {r["version"]: r["stage"] for r in self.all("SELECT version, stage FROM model_versions v JOIN models m "
-                                                           "ON m.id = v.model_id WHERE m.name = 'Fraud Model' "
-                                                           "AND m.organization_id = (SELECT id FROM organizations WHERE slug = 'alpha')")}  # fmt: skip
+        return {
+            r["version"]: r["stage"]
+            for r in self.all(
+                "SELECT version, stage FROM model_versions v JOIN models m "
+                "ON m.id = v.model_id WHERE m.name = 'Fraud Model' "
+                "AND m.organization_id = (SELECT id FROM organizations WHERE slug = 'alpha')"
+            )
+        }
 
     def writes(self) -> tuple[int, int, int]:
         """(transitions, audit rows, events): what a refused or dry-run promotion must leave unchanged."""
@@ -43,8 +48,9 @@ def db(tenants_db):
 
 
 def request(version="1.1.0", to="production", **kwargs) -> PromotionRequest:
-    return PromotionRequest(organization="alpha", project="fraud", model="Fraud Model", version=version,
-                            to_stage=to, **kwargs)  # fmt: skip
+    return PromotionRequest(
+        organization="alpha", project="fraud", model="Fraud Model", version=version, to_stage=to, **kwargs
+    )
 
 
 def who(email: str = "admin@alpha.example"):
@@ -56,10 +62,14 @@ class TestTransitions:
         outcome = promote(who(), request(reason="better auc"))
         assert outcome.status == "promoted" and outcome.archived_versions == ["1.0.0"]
         assert db.stages() == {"1.0.0": "archived", "1.1.0": "production", "1.2.0": "development"}
-        moves = db.all("SELECT v.version, t.from_stage, t.to_stage, t.reason, t.xmin::text AS tx FROM model_stage_transitions t "
-                       "JOIN model_versions v ON v.id = t.model_version_id WHERE t.from_stage IS NOT NULL")  # fmt: skip
+        moves = db.all(
+            "SELECT v.version, t.from_stage, t.to_stage, t.reason, t.xmin::text AS tx FROM model_stage_transitions t "
+            "JOIN model_versions v ON v.id = t.model_version_id WHERE t.from_stage IS NOT NULL"
+        )
         assert {(m["version"], m["from_stage"], m["to_stage"]) for m in moves} == {
-            ("1.0.0", "production", "archived"), ("1.1.0", "staging", "production")}  # fmt: skip
+            ("1.0.0", "production", "archived"),
+            ("1.1.0", "staging", "production"),
+        }
         assert len({m["tx"] for m in moves}) == 1  # one transaction
         audit = db.all("SELECT details FROM audit_logs WHERE action = 'model_version.promote'")[0]["details"]
         assert audit["to_stage"] == "production" and {g["gate"] for g in audit["gates"]} >= {
@@ -142,8 +152,9 @@ class TestAccess:
 
     def test_api_key_scope_for_the_target_stage(self, db):
         _, info = None, None
-        plaintext, info = apikeys.create_key(who(), user_email="admin@alpha.example", name="ci",
-                                             scopes=["models:promote:staging"])  # fmt: skip
+        plaintext, info = apikeys.create_key(
+            who(), user_email="admin@alpha.example", name="ci", scopes=["models:promote:staging"]
+        )
         ci = resolve_principal(organization="alpha", api_key=plaintext)
         assert promote(ci, request("1.2.0", "staging")).status == "promoted"
         with pytest.raises(PermissionDenied, match="lacks scope 'models:promote:production'"):
@@ -238,9 +249,12 @@ class TestGates:
     def test_worse_challenger_is_rejected_with_every_failed_gate(self, db, tenants_db):
         _, alpha, _ = tenants_db
         db.run("UPDATE model_versions SET performance_metrics = '{\"accuracy\": 0.90}' WHERE version = '1.1.0'")
-        db.run("INSERT INTO alerts (organization_id, deployment_id, alert_type, severity, title, message) "
-               "VALUES (:o, :d, 'error_rate', 'critical', 'errors spiking', 'x')",
-               o=alpha["org"], d=alpha["deployment_staging"])  # fmt: skip
+        db.run(
+            "INSERT INTO alerts (organization_id, deployment_id, alert_type, severity, title, message) "
+            "VALUES (:o, :d, 'error_rate', 'critical', 'errors spiking', 'x')",
+            o=alpha["org"],
+            d=alpha["deployment_staging"],
+        )
         before = db.writes()
         with pytest.raises(GateRejected) as rejected:
             promote(who(), request())
@@ -283,8 +297,10 @@ class TestGates:
             promote(who("developer@alpha.example"), request(force=True, reason="hotfix"))
         outcome = promote(who(), request(force=True, reason="hotfix for incident 7"))
         assert outcome.status == "promoted" and outcome.forced and not outcome.passed
-        row = db.all("SELECT forced, reason, gate_results FROM model_stage_transitions WHERE to_stage = 'production' "
-                     "AND from_stage = 'staging'")[0]  # fmt: skip
+        row = db.all(
+            "SELECT forced, reason, gate_results FROM model_stage_transitions WHERE to_stage = 'production' "
+            "AND from_stage = 'staging'"
+        )[0]
         assert row["forced"] and row["reason"] == "hotfix for incident 7"
         assert any(not g["passed"] for g in row["gate_results"])
         assert db.one("SELECT details->>'forced' FROM audit_logs WHERE action = 'model_version.promote'") == "true"
@@ -315,8 +331,11 @@ class TestConcurrency:
                 " created_by) VALUES (:m, :v, 'staging', 'x', '{\"accuracy\": 0.95}', :u) RETURNING id, model_id) "
                 "INSERT INTO model_stage_transitions (organization_id, model_id, model_version_id, from_stage, to_stage, "
                 "created_at) SELECT :o, model_id, id, 'development', 'staging', now() - interval '2 days' FROM v",
-                m=alpha["model"], v=v, u=alpha["admin"], o=alpha["org"],
-            )  # fmt: skip
+                m=alpha["model"],
+                v=v,
+                u=alpha["admin"],
+                o=alpha["org"],
+            )
         admin = who()
 
         def attempt(version: str) -> str:
@@ -334,10 +353,18 @@ class TestConcurrency:
         )
         winners = outcomes.count("promoted")
         # every success archived its predecessor: one production move and one archive per success
-        assert db.one("SELECT count(*) FROM model_stage_transitions WHERE to_stage = 'production' "
-                      "AND from_stage = 'staging' AND model_id = :m", m=alpha["model"]) == winners  # fmt: skip
-        assert db.one("SELECT count(*) FROM model_versions WHERE stage = 'archived' AND model_id = :m",
-                      m=alpha["model"]) == winners  # fmt: skip
+        assert (
+            db.one(
+                "SELECT count(*) FROM model_stage_transitions WHERE to_stage = 'production' "
+                "AND from_stage = 'staging' AND model_id = :m",
+                m=alpha["model"],
+            )
+            == winners
+        )
+        assert (
+            db.one("SELECT count(*) FROM model_versions WHERE stage = 'archived' AND model_id = :m", m=alpha["model"])
+            == winners
+        )
         last = db.one(
             "SELECT v.version FROM model_versions v WHERE stage = 'production' AND model_id = :m", m=alpha["model"]
         )
@@ -351,10 +378,20 @@ class TestFlow:
 
         monkeypatch.setenv("MLOPS_ARTIFACT_URI", (tmp_path / "store").as_uri())
         info = open_store().put("models/alpha/1.1.0/model.bin", b"model 1.1.0")
-        db.run("UPDATE model_versions SET model_file_path = :p, model_size_bytes = :s WHERE version = '1.1.0'",
-               p=open_store().uri_for(info.key), s=info.size)  # fmt: skip
-        result = promote_model(organization="alpha", project="fraud", model="Fraud Model", version="1.1.0",
-                               to_stage="production", reason="ci", actor="admin@alpha.example")  # fmt: skip
+        db.run(
+            "UPDATE model_versions SET model_file_path = :p, model_size_bytes = :s WHERE version = '1.1.0'",
+            p=open_store().uri_for(info.key),
+            s=info.size,
+        )
+        result = promote_model(
+            organization="alpha",
+            project="fraud",
+            model="Fraud Model",
+            version="1.1.0",
+            to_stage="production",
+            reason="ci",
+            actor="admin@alpha.example",
+        )
         assert result["status"] == "promoted" and result["rollout"] == (
             "rolled out to 1 deployment(s): alpha/fraud/fraud-api-production (production)"
         )
@@ -370,8 +407,15 @@ class TestFlow:
 
     def test_rejected_promotion_fails_the_flow_run(self, db, prefect_harness):
         db.run("UPDATE data_drift_reports SET is_drift_detected = true")
-        state = promote_model(organization="alpha", project="fraud", model="Fraud Model", version="1.1.0",
-                              to_stage="production", actor="admin@alpha.example", return_state=True)  # fmt: skip
+        state = promote_model(
+            organization="alpha",
+            project="fraud",
+            model="Fraud Model",
+            version="1.1.0",
+            to_stage="production",
+            actor="admin@alpha.example",
+            return_state=True,
+        )
         assert state.is_failed() and state.message.startswith("GateRejected: ")
         with pytest.raises(GateRejected):
             state.result()
@@ -388,6 +432,13 @@ class TestFlow:
         assert "staging → production" in artifact.data and "?" not in artifact.data.split("\n")[0]
 
     def test_no_rollout_parameter(self, db, prefect_harness):
-        result = promote_model.fn(organization="alpha", project="fraud", model="Fraud Model", version="1.1.0",
-                                  to_stage="production", rollout=False, actor="admin@alpha.example")  # fmt: skip
+        result = promote_model.fn(
+            organization="alpha",
+            project="fraud",
+            model="Fraud Model",
+            version="1.1.0",
+            to_stage="production",
+            rollout=False,
+            actor="admin@alpha.example",
+        )
         assert result["rollout"] == "skipped (rollout disabled)"

@@ -56,17 +56,28 @@ def flow_run(uri: str, actor: str = "developer@alpha.example", **kw):
 class TestRegister:
     def test_version_artifact_audit_and_event(self, db, tmp_path):
         content = b"trained weights " * 1000
-        result = register(artifact(tmp_path, content), metrics={"auc": 0.97}, model_schema={"inputs": []},
-                          requirements="xgboost==2.1.4\n")  # fmt: skip
+        result = register(
+            artifact(tmp_path, content),
+            metrics={"auc": 0.97},
+            model_schema={"inputs": []},
+            requirements="xgboost==2.1.4\n",
+        )
         assert result["status"] == "registered" and result["sha256"] == hashlib.sha256(content).hexdigest()
-        row = db.all("SELECT stage, model_file_path, model_size_bytes, artifact_sha256, performance_metrics, requirements "
-                     "FROM model_versions WHERE version = '2.0.0'")[0]  # fmt: skip
+        row = db.all(
+            "SELECT stage, model_file_path, model_size_bytes, artifact_sha256, performance_metrics, requirements "
+            "FROM model_versions WHERE version = '2.0.0'"
+        )[0]
         assert row["stage"] == "development" and row["model_size_bytes"] == len(content)
         assert row["artifact_sha256"] == result["sha256"] and row["performance_metrics"] == {"auc": 0.97}
         store, key = resolve(row["model_file_path"])
         assert store.get(key) == content and store.stat(key).sha256 == result["sha256"]
-        assert db.one("SELECT to_stage FROM model_stage_transitions t JOIN model_versions v ON v.id = t.model_version_id "
-                      "WHERE v.version = '2.0.0'") == "development"  # fmt: skip
+        assert (
+            db.one(
+                "SELECT to_stage FROM model_stage_transitions t JOIN model_versions v ON v.id = t.model_version_id "
+                "WHERE v.version = '2.0.0'"
+            )
+            == "development"
+        )
         assert db.one("SELECT count(*) FROM audit_logs WHERE action = 'model_version.register'") == 1
         assert db.one("SELECT count(*) FROM notification_events WHERE event_type = 'model_version.registered'") == 1
 
@@ -103,8 +114,10 @@ class TestRegister:
         ],
     )
     def test_bad_requests_write_nothing(self, db, tmp_path, kwargs, error, message):
-        db.run("INSERT INTO models (organization_id, project_id, name, model_type, framework, created_by, deleted_at) "
-               "SELECT organization_id, project_id, 'Gone', 'x', 'y', created_by, now() FROM models LIMIT 1")  # fmt: skip
+        db.run(
+            "INSERT INTO models (organization_id, project_id, name, model_type, framework, created_by, deleted_at) "
+            "SELECT organization_id, project_id, 'Gone', 'x', 'y', created_by, now() FROM models LIMIT 1"
+        )
         with pytest.raises(error, match=message):
             register(artifact(tmp_path, b"x"), **kwargs)
         assert db.one("SELECT count(*) FROM model_versions WHERE version IN ('2.0.0', '2.0')") == 0

@@ -40,8 +40,12 @@ def seed_audit(db: Db, org: uuid.UUID, user: uuid.UUID, n: int, start: datetime 
                CAST(:start AS timestamptz) + g * :step * interval '1 hour' + g * interval '1 microsecond'
         FROM generate_series(1, :n) g
         """,
-        o=org, u=user, n=n, start=start, step=step_hours,
-    )  # fmt: skip
+        o=org,
+        u=user,
+        n=n,
+        start=start,
+        step=step_hours,
+    )
 
 
 def read_parquet(store, key: str):
@@ -53,9 +57,10 @@ def audit_rows(db: Db, org: uuid.UUID, before: datetime) -> list[dict]:
         dict(r)
         for r in db.all(
             f"SELECT {AUDIT_COLUMNS} FROM audit_logs WHERE organization_id = :o AND created_at < :b ORDER BY id",
-            o=org, b=before,
+            o=org,
+            b=before,
         )
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture
@@ -99,12 +104,19 @@ class TestAuditArchive:
         assert report["status"] == "ok", report
         audit = next(c for c in report["categories"] if c["category"] == "audit_logs")
         assert audit["count"] == 100
-        assert audit["archive_keys"] == ["retention/audit_logs/alpha/2024-09.parquet",
-                                         "retention/audit_logs/alpha/2024-10.parquet"]  # fmt: skip
+        assert audit["archive_keys"] == [
+            "retention/audit_logs/alpha/2024-09.parquet",
+            "retention/audit_logs/alpha/2024-10.parquet",
+        ]
         assert audit_rows(db, alpha["org"], NOW - timedelta(days=730)) == []
         # younger rows and the other organization's archive are their own
-        assert db.one("SELECT count(*) FROM audit_logs WHERE organization_id = :o AND action <> 'retention.enforce'",
-                      o=alpha["org"]) == recent  # fmt: skip
+        assert (
+            db.one(
+                "SELECT count(*) FROM audit_logs WHERE organization_id = :o AND action <> 'retention.enforce'",
+                o=alpha["org"],
+            )
+            == recent
+        )
         assert store.exists("retention/audit_logs/beta/2024-09.parquet")
         manifest = json.loads(store.get("retention/audit_logs/alpha/2024-09.manifest.json"))
         table = read_parquet(store, "retention/audit_logs/alpha/2024-09.parquet")
@@ -112,23 +124,29 @@ class TestAuditArchive:
         assert manifest["organization"] == "alpha" and manifest["period"] == "2024-09"
         assert str(table.schema.field("created_at").type) == "timestamp[us, tz=UTC]"
         assert str(table.schema.field("id").type) == "extension<arrow.uuid>"
-        ledger = db.all("SELECT period, row_count, checksum FROM retention_archives WHERE organization_id = :o "
-                        "AND period >= '2024-01' "
-                        "ORDER BY period", o=alpha["org"])  # fmt: skip
+        ledger = db.all(
+            "SELECT period, row_count, checksum FROM retention_archives WHERE organization_id = :o "
+            "AND period >= '2024-01' "
+            "ORDER BY period",
+            o=alpha["org"],
+        )
         assert [(r["period"], r["row_count"]) for r in ledger] == [("2024-09", 59), ("2024-10", 41)]
         assert ledger[0]["checksum"] == manifest["ids_checksum"]["sha256"]
-        run_audit = db.all("SELECT details FROM audit_logs WHERE organization_id = :o AND action = "
-                           "'retention.enforce'", o=alpha["org"])  # fmt: skip
+        run_audit = db.all(
+            "SELECT details FROM audit_logs WHERE organization_id = :o AND action = 'retention.enforce'", o=alpha["org"]
+        )
         assert len(run_audit) == 1 and run_audit[0]["details"]["counts"]["audit_logs"] == 100
         assert db.one("SELECT count(*) FROM alerts WHERE alert_type = 'custom'") == 0  # alerts only on failure
         assert db.one("SELECT count(*) FROM notification_events WHERE event_type = 'retention.failed'") == 0
         assert len(run_audit[0]["details"]["archive_keys"]) == 2
 
         for period in ("2024-09", "2024-10"):
-            first = restore_month(store, organization_id=alpha["org"], slug="alpha", period=period,
-                                  hold_until=NOW + timedelta(days=30))  # fmt: skip
-            again = restore_month(store, organization_id=alpha["org"], slug="alpha", period=period,
-                                  hold_until=NOW + timedelta(days=30))  # fmt: skip
+            first = restore_month(
+                store, organization_id=alpha["org"], slug="alpha", period=period, hold_until=NOW + timedelta(days=30)
+            )
+            again = restore_month(
+                store, organization_id=alpha["org"], slug="alpha", period=period, hold_until=NOW + timedelta(days=30)
+            )
             assert first.inserted == first.archived_rows and again.inserted == 0
         assert audit_rows(db, alpha["org"], NOW - timedelta(days=730)) == before
 
@@ -174,11 +192,15 @@ class TestAuditArchive:
         assert report["status"] == "failed" and summary["failed"] == 1
         assert "audit_logs" in report["failures"][0]
         assert len(audit_rows(db, alpha["org"], NOW - timedelta(days=730))) == 30
-        alert = db.all("SELECT title, severity, message FROM alerts WHERE organization_id = :o AND alert_type = "
-                       "'custom'", o=alpha["org"])  # fmt: skip
+        alert = db.all(
+            "SELECT title, severity, message FROM alerts WHERE organization_id = :o AND alert_type = 'custom'",
+            o=alpha["org"],
+        )
         assert len(alert) == 1 and alert[0]["title"] == "Retention failed for alpha"
-        event = db.all("SELECT payload FROM notification_events WHERE organization_id = :o AND event_type = "
-                       "'retention.failed'", o=alpha["org"])  # fmt: skip
+        event = db.all(
+            "SELECT payload FROM notification_events WHERE organization_id = :o AND event_type = 'retention.failed'",
+            o=alpha["org"],
+        )
         assert len(event) == 1 and event[0]["payload"]["alert_id"]
         assert db.one("SELECT count(*) FROM retention_archives WHERE period >= '2024-01'") == 0
         db.close()
@@ -206,8 +228,10 @@ class TestRun:
     def test_bad_policy_skips_that_organization_only(self, tenants_db, local_store):
         url, alpha, beta = tenants_db
         db = Db(url)
-        db.run("UPDATE organizations SET settings = '{\"retention\": {\"audit_logs_days\": \"2y\"}}' WHERE id = :o",
-               o=alpha["org"])  # fmt: skip
+        db.run(
+            'UPDATE organizations SET settings = \'{"retention": {"audit_logs_days": "2y"}}\' WHERE id = :o',
+            o=alpha["org"],
+        )
         seed_audit(db, alpha["org"], alpha["admin"], 5)
         seed_audit(db, beta["org"], beta["admin"], 5)
         summary = run()

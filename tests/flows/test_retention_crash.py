@@ -40,8 +40,7 @@ CASES = [(stage, "local") for stage in STAGES] + [("after_archive", "s3"), ("mid
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("stage", "backend"), CASES)
-def test_sigkill_at_each_stage_loses_and_duplicates_nothing(stage, backend, tenants_db, tmp_path, monkeypatch,
-                                                             request):  # fmt: skip
+def test_sigkill_at_each_stage_loses_and_duplicates_nothing(stage, backend, tenants_db, tmp_path, monkeypatch, request):
     if backend == "s3":
         server = request.getfixturevalue("s3_env")
         monkeypatch.setenv("MLOPS_ARTIFACT_URI", f"s3://{server.bucket}/crash-{stage}-{os.getpid()}")
@@ -56,8 +55,12 @@ def test_sigkill_at_each_stage_loses_and_duplicates_nothing(stage, backend, tena
 
     child = subprocess.run(
         [sys.executable, "-m", "tests.flows.retention_crash_child", stage, NOW.isoformat()],
-        cwd=ROOT, env={**os.environ, "MLOPS_ORCHESTRATE": "never"}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={**os.environ, "MLOPS_ORCHESTRATE": "never"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
 
     # after the kill: every row is in the database or in a stored archive (or both)
@@ -74,8 +77,9 @@ def test_sigkill_at_each_stage_loses_and_duplicates_nothing(stage, backend, tena
     archived = archived_ids(store)
     assert sorted(archived) == sorted(ids)  # each row once
     for period in ("2024-09", "2024-10"):
-        restore_month(store, organization_id=alpha["org"], slug="alpha", period=period,
-                      hold_until=NOW + timedelta(days=1))  # fmt: skip
+        restore_month(
+            store, organization_id=alpha["org"], slug="alpha", period=period, hold_until=NOW + timedelta(days=1)
+        )
     assert audit_rows(db, alpha["org"], CUTOFF) == original
     db.close()
 
@@ -93,8 +97,12 @@ def test_sigkill_while_rewriting_a_month_that_gained_rows(tenants_db, tmp_path, 
     store = open_store()
     child = subprocess.run(
         [sys.executable, "-m", "tests.flows.retention_crash_child", "after_archive", later.isoformat()],
-        cwd=ROOT, env={**os.environ, "MLOPS_ORCHESTRATE": "never"}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={**os.environ, "MLOPS_ORCHESTRATE": "never"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
     # the rewritten object holds all 20; the manifest still describes the old 8; the 12 rows are still in the db
     assert len(archived_ids(store)) == 20

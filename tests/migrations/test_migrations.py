@@ -19,11 +19,26 @@ def test_upgrade_creates_every_spec_table(empty_db: str) -> None:
     migrate.upgrade(url=empty_db)
     assert migrate.current_revision(url=empty_db) == migrate.head_revision()
     assert {
-        "organizations", "users", "organization_memberships", "projects", "project_members", "models",
-        "model_versions", "experiments", "experiment_runs", "run_metrics", "deployments",
-        "deployment_history", "model_monitoring", "data_drift_reports", "alerts", "api_keys",
-        "audit_logs", "notification_channels", "notification_rules",
-    } <= _tables(empty_db)  # fmt: skip
+        "organizations",
+        "users",
+        "organization_memberships",
+        "projects",
+        "project_members",
+        "models",
+        "model_versions",
+        "experiments",
+        "experiment_runs",
+        "run_metrics",
+        "deployments",
+        "deployment_history",
+        "model_monitoring",
+        "data_drift_reports",
+        "alerts",
+        "api_keys",
+        "audit_logs",
+        "notification_channels",
+        "notification_rules",
+    } <= _tables(empty_db)
 
 
 def test_alembic_check_finds_no_difference(template_url: str) -> None:

@@ -37,9 +37,13 @@ class TestTransactionalWrites:
                 s, principal=principal, action="model.update", resource_type="model", resource_id=alpha["model"]
             )
             emit_event(
-                s, organization_id=principal.organization_id, trigger_type="model_update",
-                event_type="model.updated", payload={"model": "Fraud Model"}, dedup_key="model-updated-1",
-            )  # fmt: skip
+                s,
+                organization_id=principal.organization_id,
+                trigger_type="model_update",
+                event_type="model.updated",
+                payload={"model": "Fraud Model"},
+                dedup_key="model-updated-1",
+            )
         assert count(url, "SELECT count(*) FROM models WHERE description = 'retrained'") == 1
         audit = create_engine(url, poolclass=pool.NullPool)
         with audit.connect() as conn:
@@ -56,8 +60,13 @@ class TestTransactionalWrites:
         with pytest.raises(Boom), session_scope(principal.organization_id) as s:
             s.execute(update(Model).where(Model.id == alpha["model"]).values(description="half"))
             record_audit(s, principal=principal, action="model.update", resource_type="model")
-            emit_event(s, organization_id=principal.organization_id, trigger_type="model_update",
-                       event_type="model.updated", payload={})  # fmt: skip
+            emit_event(
+                s,
+                organization_id=principal.organization_id,
+                trigger_type="model_update",
+                event_type="model.updated",
+                payload={},
+            )
             raise Boom
         assert count(url, "SELECT count(*) FROM models WHERE description = 'half'") == 0
         assert count(url, "SELECT count(*) FROM audit_logs WHERE action = 'model.update'") == 0
@@ -67,8 +76,15 @@ class TestTransactionalWrites:
         url, alpha, _ = tenants_db
         for _ in range(2):
             with session_scope(alpha["org"]) as s:
-                emit_event(s, organization_id=alpha["org"], trigger_type="alert", event_type="drift.detected",
-                           payload={}, severity="high", dedup_key="drift:window-1")  # fmt: skip
+                emit_event(
+                    s,
+                    organization_id=alpha["org"],
+                    trigger_type="alert",
+                    event_type="drift.detected",
+                    payload={},
+                    severity="high",
+                    dedup_key="drift:window-1",
+                )
         assert count(url, "SELECT count(*) FROM notification_events WHERE dedup_key = 'drift:window-1'") == 1
 
     def test_system_actions_are_audited_without_a_user(self, tenants_db):
@@ -87,8 +103,14 @@ class TestTransactionalWrites:
         from sqlalchemy.exc import ProgrammingError
 
         with pytest.raises(ProgrammingError, match="row-level security"), session_scope(alpha["org"]) as s:
-            emit_event(s, organization_id=alpha["org"], trigger_type="alert", event_type="x", payload={},
-                       deployment_id=beta["deployment_production"])  # fmt: skip
+            emit_event(
+                s,
+                organization_id=alpha["org"],
+                trigger_type="alert",
+                event_type="x",
+                payload={},
+                deployment_id=beta["deployment_production"],
+            )
         assert count(url, "SELECT count(*) FROM notification_events WHERE event_type = 'x'") == 0
 
 

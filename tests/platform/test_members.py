@@ -107,9 +107,12 @@ class TestInvitations:
             "ON o.id = a.organization_id WHERE o.slug = 'alpha' AND action LIKE 'organization_membership.%'",
         )
         assert actions == "organization_membership.invite,organization_membership.accept"
-        assert scalar(url, "SELECT invited_by IS NOT NULL AND joined_at IS NOT NULL FROM organization_memberships "
-                           "m JOIN users u ON u.id = m.user_id WHERE u.email = 'developer@beta.example' "
-                           "AND m.role = 'admin'")  # fmt: skip
+        assert scalar(
+            url,
+            "SELECT invited_by IS NOT NULL AND joined_at IS NOT NULL FROM organization_memberships "
+            "m JOIN users u ON u.id = m.user_id WHERE u.email = 'developer@beta.example' "
+            "AND m.role = 'admin'",
+        )
 
     def test_accepting_without_an_invitation_is_not_found(self, tenants_db):
         from core.errors import NotFound

@@ -68,8 +68,12 @@ class TestChannels:
     def test_secret_settings_are_encrypted_at_rest_and_redacted_on_screen(self, tenants_db, admin, http_peer):
         url, _, _ = tenants_db
         hook = f"{http_peer.url}/hooks/{SECRET_TOKEN}"
-        view = channels.add_channel(admin, name="oncall", channel_type="webhook",
-                                    settings={"url": hook, "signing_secret": "sign-me", "timeout_seconds": 3})  # fmt: skip
+        view = channels.add_channel(
+            admin,
+            name="oncall",
+            channel_type="webhook",
+            settings={"url": hook, "signing_secret": "sign-me", "timeout_seconds": 3},
+        )
         stored = stored_configuration(url, "oncall")
         assert SECRET_TOKEN not in str(stored) and "sign-me" not in str(stored)
         assert stored["public"] == {"timeout_seconds": 3}
@@ -78,8 +82,12 @@ class TestChannels:
         assert all(SECRET_TOKEN not in str(v.settings) for v in listed)
 
     def test_channel_test_delivers_a_signed_message(self, tenants_db, admin, http_peer):
-        channels.add_channel(admin, name="oncall", channel_type="webhook",
-                             settings={"url": f"{http_peer.url}/hook?token={SECRET_TOKEN}", "signing_secret": "sign-me"})  # fmt: skip
+        channels.add_channel(
+            admin,
+            name="oncall",
+            channel_type="webhook",
+            settings={"url": f"{http_peer.url}/hook?token={SECRET_TOKEN}", "signing_secret": "sign-me"},
+        )
         channels.test_channel(admin, name="oncall")
         (request,) = http_peer.requests
         assert request.path == f"/hook?token={SECRET_TOKEN}"
@@ -97,10 +105,18 @@ class TestChannels:
         assert http_peer.requests[1].json()["@type"] == "MessageCard"
 
     def test_email_channel_sends_through_smtp(self, tenants_db, admin, smtp_peer):
-        channels.add_channel(admin, name="mail", channel_type="email", settings={
-            "smtp_host": smtp_peer.host, "smtp_port": smtp_peer.port, "from_addr": "mlops@acme.example",
-            "to_addrs": ["oncall@acme.example"], "password": "smtp-pass-123",
-        })  # fmt: skip
+        channels.add_channel(
+            admin,
+            name="mail",
+            channel_type="email",
+            settings={
+                "smtp_host": smtp_peer.host,
+                "smtp_port": smtp_peer.port,
+                "from_addr": "mlops@acme.example",
+                "to_addrs": ["oncall@acme.example"],
+                "password": "smtp-pass-123",
+            },
+        )
         channels.test_channel(admin, name="mail")
         (message,) = smtp_peer.messages
         assert message["To"] == "oncall@acme.example" and message["Subject"] == "mlops test message"
@@ -135,8 +151,12 @@ class TestChannels:
 
     def test_stalled_peer_is_no_response(self, tenants_db, admin, http_peer):
         http_peer.respond(200, delay=3)
-        channels.add_channel(admin, name="oncall", channel_type="webhook",
-                             settings={"url": f"{http_peer.url}/{SECRET_TOKEN}", "timeout_seconds": 0.5})  # fmt: skip
+        channels.add_channel(
+            admin,
+            name="oncall",
+            channel_type="webhook",
+            settings={"url": f"{http_peer.url}/{SECRET_TOKEN}", "timeout_seconds": 0.5},
+        )
         with pytest.raises(channels.DeliveryFailed, match="failed: no response$"):
             channels.test_channel(admin, name="oncall")
 

@@ -37,8 +37,10 @@ class TestValidateVersion:
 class TestParseModelRef:
     def test_model_names_may_contain_spaces_and_slashes(self):
         assert parse_model_ref("acme/fraud-detection/Credit Card Fraud Model") == (
-            "acme", "fraud-detection", "Credit Card Fraud Model",
-        )  # fmt: skip
+            "acme",
+            "fraud-detection",
+            "Credit Card Fraud Model",
+        )
         assert parse_model_ref("a/b/c/d") == ("a", "b", "c/d")
 
     @pytest.mark.parametrize("bad", ["acme", "acme/fraud", "acme//model", "/p/m"])
@@ -114,8 +116,17 @@ class TestPromotionPolicy:
 
 
 class TestDirection:
-    @pytest.mark.parametrize(("metric", "higher"), [("auc", True), ("accuracy", True), ("rmse", False),
-                                                      ("val_loss", False), ("latency_p95_ms", False), ("f1", True)])  # fmt: skip
+    @pytest.mark.parametrize(
+        ("metric", "higher"),
+        [
+            ("auc", True),
+            ("accuracy", True),
+            ("rmse", False),
+            ("val_loss", False),
+            ("latency_p95_ms", False),
+            ("f1", True),
+        ],
+    )
     def test_direction_by_name(self, metric, higher):
         assert greater_is_better(metric, PromotionPolicy()) is higher
 
@@ -321,6 +332,13 @@ def test_artifact_keys_are_content_addressed_and_safe():
 
 
 def test_markdown_lists_every_gate():
-    md = promotion_markdown(model="m", version="1.1.0", from_stage="staging", to_stage="production", status="rejected",
-                            gates=[{"gate": "drift", "passed": False, "detail": "a|b"}], forced=False)  # fmt: skip
+    md = promotion_markdown(
+        model="m",
+        version="1.1.0",
+        from_stage="staging",
+        to_stage="production",
+        status="rejected",
+        gates=[{"gate": "drift", "passed": False, "detail": "a|b"}],
+        forced=False,
+    )
     assert "❌ rejected" in md and "| drift | FAIL | a\\|b |" in md

@@ -110,6 +110,12 @@ def test_table_rows_one_per_organization_and_category():
     ok = OrgReport("acme", "1", dry_run=True, categories=[CategoryReport("audit_logs", 3, archive_keys=["k"])])
     bad = OrgReport("beta", "2", dry_run=True, status="skipped", error="invalid retention policy")
     rows = table_rows([ok, bad])
-    assert rows[0] == {"organization": "acme", "category": "audit_logs", "count": 3, "held": 0,
-                       "status": "dry-run", "detail": "k"}  # fmt: skip
+    assert rows[0] == {
+        "organization": "acme",
+        "category": "audit_logs",
+        "count": 3,
+        "held": 0,
+        "status": "dry-run",
+        "detail": "k",
+    }
     assert rows[1]["status"] == "skipped" and rows[1]["detail"] == "invalid retention policy"

@@ -43,16 +43,23 @@ def points(db: Db, deployment, at: datetime, n: int, metric: str = "latency_ms")
     db.run(
         "INSERT INTO model_monitoring (deployment_id, metric_name, value, recorded_at) "
         "SELECT :d, :m, g, CAST(:at AS timestamptz) + g * interval '1 minute' FROM generate_series(1, :n) g",
-        d=deployment, m=metric, at=at, n=n,
-    )  # fmt: skip
+        d=deployment,
+        m=metric,
+        at=at,
+        n=n,
+    )
 
 
 def rollup(db: Db, deployment, granularity: str, bucket: datetime, n: int, metric: str = "latency_ms") -> None:
     db.run(
         "INSERT INTO model_monitoring_rollups (deployment_id, metric_name, granularity, bucket_start, sample_count, "
         "value_sum, value_min, value_max, value_mean, p50, p95, p99) VALUES (:d, :m, :g, :b, :n, 1, 1, 1, 1, 1, 1, 1)",
-        d=deployment, m=metric, g=granularity, b=bucket, n=n,
-    )  # fmt: skip
+        d=deployment,
+        m=metric,
+        g=granularity,
+        b=bucket,
+        n=n,
+    )
 
 
 class TestMonitoring:
@@ -84,8 +91,10 @@ class TestMonitoring:
         left = db.all("SELECT recorded_at FROM model_monitoring WHERE deployment_id = :d ORDER BY 1", d=dep)
         assert len(left) == before - 3
         assert not [r for r in left if HOUR <= r["recorded_at"] < HOUR + timedelta(hours=1)]
-        assert db.one("SELECT count(*) FROM model_monitoring_rollups WHERE bucket_start < :c",
-                      c=NOW - timedelta(days=365)) == 0  # fmt: skip
+        assert (
+            db.one("SELECT count(*) FROM model_monitoring_rollups WHERE bucket_start < :c", c=NOW - timedelta(days=365))
+            == 0
+        )
         assert (
             db.one("SELECT count(*) FROM model_monitoring_rollups WHERE deployment_id = :d", d=dep) == 6
         )  # 5 young ones + the factory's
@@ -100,31 +109,43 @@ class TestSoftDeletedAndArtifacts:
             "UPDATE deployments SET deleted_at = :at WHERE id = :d",
             at=NOW - timedelta(days=10),
             d=t["deployment_staging"],
-        )  # fmt: skip  (within the grace period)
+        )  # (within the grace period)
         # a second model, soft-deleted 40 days ago, whose one version's artifact is in the store
         store.put("models/alpha/churn/1.0.0/model.bin", b"weights")
         model = insert(
-    db,             "INSERT INTO models (organization_id, project_id, name, model_type, framework, created_by, deleted_at) "
+            db,
+            "INSERT INTO models (organization_id, project_id, name, model_type, framework, created_by, deleted_at) "
             "VALUES (:o, :p, 'Churn', 'classification', 'xgboost', :u, :at) RETURNING id",
-            o=t["org"], p=t["project"], u=t["admin"], at=NOW - timedelta(days=40),
-        )  # fmt: skip
+            o=t["org"],
+            p=t["project"],
+            u=t["admin"],
+            at=NOW - timedelta(days=40),
+        )
         version = insert(
-    db,             "INSERT INTO model_versions (model_id, version, stage, model_file_path, created_by) "
+            db,
+            "INSERT INTO model_versions (model_id, version, stage, model_file_path, created_by) "
             "VALUES (:m, '1.0.0', 'staging', :uri, :u) RETURNING id",
-            m=model, uri=store.uri_for("models/alpha/churn/1.0.0/model.bin"), u=t["admin"],
-        )  # fmt: skip
+            m=model,
+            uri=store.uri_for("models/alpha/churn/1.0.0/model.bin"),
+            u=t["admin"],
+        )
         # an archived version of the live model, retired 400 days ago, but still in deployment history
         db.run("UPDATE model_versions SET stage = 'archived' WHERE id = :v", v=t["v120"])
         db.run(
             "INSERT INTO model_stage_transitions (organization_id, model_id, model_version_id, from_stage, to_stage, "
             "created_at) VALUES (:o, :m, :v, 'development', 'archived', :at)",
-            o=t["org"], m=t["model"], v=t["v120"], at=NOW - timedelta(days=400),
-        )  # fmt: skip
+            o=t["org"],
+            m=t["model"],
+            v=t["v120"],
+            at=NOW - timedelta(days=400),
+        )
         db.run(
             "INSERT INTO deployment_history (deployment_id, model_version_id, action, status, performed_by) "
             "VALUES (:d, :v, 'rollback', 'completed', :u)",
-            d=t["deployment_production"], v=t["v120"], u=t["admin"],
-        )  # fmt: skip
+            d=t["deployment_production"],
+            v=t["v120"],
+            u=t["admin"],
+        )
 
         report = run()
         assert report["status"] == "ok", report["failures"]
@@ -145,8 +166,10 @@ class TestSoftDeletedAndArtifacts:
         assert c["model_artifacts"] == 1 and c["deleted_models"] == 1 and c["deleted_deployments"] == 1
         assert not store.exists("models/alpha/churn/1.0.0/model.bin")
         assert db.one("SELECT count(*) FROM models WHERE id = :m", m=model) == 0
-        audited = db.all("SELECT action, resource_id, details FROM audit_logs WHERE action IN "
-                         "('model_version.artifact_purge', 'model.purge', 'deployment.purge') ORDER BY action")  # fmt: skip
+        audited = db.all(
+            "SELECT action, resource_id, details FROM audit_logs WHERE action IN "
+            "('model_version.artifact_purge', 'model.purge', 'deployment.purge') ORDER BY action"
+        )
         assert [(r["action"], r["resource_id"]) for r in audited] == [
             ("deployment.purge", t["deployment_staging"]),
             ("model.purge", model),
@@ -176,9 +199,13 @@ class TestNotifications:
         ids = {}
         for name, dispatched in (("old", old), ("young", young), ("pending", None), ("retrying", old)):
             ids[name] = insert(
-    db,                 "INSERT INTO notification_events (organization_id, trigger_type, event_type, dispatched_at) "
-                "VALUES (:o, 'alert', :n, :at) RETURNING id", o=t["org"], n=name, at=dispatched,
-            )  # fmt: skip
+                db,
+                "INSERT INTO notification_events (organization_id, trigger_type, event_type, dispatched_at) "
+                "VALUES (:o, 'alert', :n, :at) RETURNING id",
+                o=t["org"],
+                n=name,
+                at=dispatched,
+            )
         second = insert(
             db,
             "INSERT INTO notification_channels (organization_id, name, type, configuration, created_by) "
@@ -198,8 +225,14 @@ class TestNotifications:
             a=old,
         )
         report = run()
-        left = {r["event_type"] for r in db.all("SELECT event_type FROM notification_events WHERE organization_id = :o "
-                                                "AND event_type IN ('old', 'young', 'pending', 'retrying')", o=t["org"])}  # fmt: skip
+        left = {
+            r["event_type"]
+            for r in db.all(
+                "SELECT event_type FROM notification_events WHERE organization_id = :o "
+                "AND event_type IN ('old', 'young', 'pending', 'retrying')",
+                o=t["org"],
+            )
+        }
         assert left == {"young", "pending", "retrying"}
         assert counts(report)["notification_deliveries"] == 3
         remaining = "SELECT count(*) FROM notification_deliveries WHERE event_id IN (:o, :r)"
