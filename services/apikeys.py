@@ -10,11 +10,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
-
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.validation import check_text
-from db.models import ApiKey, Organization, User
+from db.models import ApiKey
+from db.queries import apikeys as q
 from db.queries.tenancy import membership_role, project_roles, user_by_email
 from db.session import session_scope, system_session
 from services.access import Action, Principal, scope_covers, validate_scopes
@@ -96,25 +95,19 @@ def authenticate(plaintext: str) -> Principal:
         raise PermissionDenied("invalid API key")
     digest = hash_key(plaintext)
     with system_session() as session:
-        row = session.execute(
-            select(ApiKey, Organization.slug)
-            .join(Organization, Organization.id == ApiKey.organization_id)
-            .where(ApiKey.key_hash == digest, Organization.deleted_at.is_(None))
-        ).one_or_none()
-        if row is None or not hmac.compare_digest(row.ApiKey.key_hash, digest):
+        found = q.key_by_hash(session=session, digest=digest)
+        if found is None or not hmac.compare_digest(found[0].key_hash, digest):
             raise PermissionDenied("invalid API key")
-        key: ApiKey = row.ApiKey
-        now = session.scalar(select(func.now()))
+        key, slug = found
+        now = q.database_now(session=session)
         role = membership_role(session=session, organization_id=key.organization_id, user_id=key.user_id)
-        user = session.execute(
-            select(User.email, User.is_active, User.deleted_at).where(User.id == key.user_id)
-        ).one_or_none()
+        user = q.key_user(session=session, user_id=key.user_id)
         refusal = key_refusal(is_active=key.is_active, expires_at=key.expires_at, deleted_at=key.deleted_at, now=now)
         if refusal is None:
-            refusal = user_refusal(user=user, is_member=role is not None, organization=row.slug)
+            refusal = user_refusal(user=user, is_member=role is not None, organization=slug)
         principal = Principal(
             organization_id=key.organization_id,
-            organization_slug=row.slug,
+            organization_slug=slug,
             # a refusal is audited in the key's organization: attribute it to the user only while a member
             user_id=key.user_id if role is not None else None,
             email=user.email if user else None,
@@ -124,7 +117,7 @@ def authenticate(plaintext: str) -> Principal:
             project_roles=project_roles(session=session, organization_id=key.organization_id, user_id=key.user_id),
         )
         if refusal is None:
-            session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+            q.touch_key(session=session, key_id=key.id, at=now)
     if refusal is not None:
         message = f"API key '{key.name}' ({key.key_prefix}…) {refusal}"
         record_refusal(principal, action="api_key.use", resource_type="api_key", resource_id=key.id, reason=message)
@@ -190,20 +183,13 @@ def list_keys(principal: Principal) -> list[ApiKeyInfo]:
     own, each with its state (an expired key is
     shown as expired, not active)."""
     with session_scope(principal.organization_id) as session:
-        now = session.scalar(select(func.now()))
-        query = (
-            select(ApiKey, User.email)
-            .join(User, User.id == ApiKey.user_id)
-            .where(ApiKey.deleted_at.is_(None))
-            .order_by(ApiKey.created_at)
-        )
+        now = q.database_now(session=session)
         # every key of the organization for an admin, and for an API key only with api_keys:manage
         sees_all = principal.org_role == "admin" and (
             principal.scopes is None or scope_covers(principal.scopes, "api_keys:manage")
         )
-        if not sees_all:
-            query = query.where(ApiKey.user_id == principal.user_id)
-        return [_info(key, email, now) for key, email in session.execute(query)]
+        keys = q.live_keys(session=session, user_id=None if sees_all else principal.user_id)
+        return [_info(key, email, now) for key, email in keys]
 
 
 def revoke_key(principal: Principal, *, key_prefix: str) -> ApiKeyInfo:
@@ -216,12 +202,7 @@ def revoke_key(principal: Principal, *, key_prefix: str) -> ApiKeyInfo:
     if not key_prefix.startswith(KEY_MARKER) or len(key_prefix) != PREFIX_LENGTH:
         raise InvalidInput(f"'{redact_keys(key_prefix)}' is not a key prefix (mlk_ and 8 characters, from `keys list`)")
     with session_scope(principal.organization_id) as session:
-        row = session.execute(
-            select(ApiKey, User.email)
-            .join(User, User.id == ApiKey.user_id)
-            .where(ApiKey.key_prefix == key_prefix, ApiKey.deleted_at.is_(None))
-            .with_for_update(of=ApiKey)
-        ).one_or_none()
+        row = q.key_by_prefix_for_update(session=session, key_prefix=key_prefix)
         if row is None:
             raise NotFound(f"no API key with prefix '{key_prefix}' in {principal.organization_slug}")
         key, email = row

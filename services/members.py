@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
-
 from core.errors import Conflict, InvalidInput, NotFound
 from core.validation import check_email, check_text
-from db.models import Organization, OrganizationMembership, User
 from db.models.tenancy import ORGANIZATION_ROLES
+from db.queries import members as q
 from db.queries.tenancy import organization_by_slug, user_by_email
 from db.session import system_session
 from services.access import Action, Principal
@@ -48,41 +45,30 @@ def add_member(principal: Principal, *, email: str, first_name: str, last_name: 
     # users and memberships are global/platform rows the application role may not write: the maintenance
     # role does it, after the permission check above, every write scoped to the principal's organization
     with system_session() as session:
-        org = session.scalar(select(Organization).where(Organization.id == principal.organization_id).with_for_update())
-        members = session.scalar(
-            select(func.count()).where(OrganizationMembership.organization_id == principal.organization_id)
-        )
+        org = q.lock_organization(session=session, organization_id=principal.organization_id)
+        members = q.count_members(session=session, organization_id=principal.organization_id)
         if org.max_users is not None and members >= org.max_users:
             raise Conflict(
                 f"organization '{org.slug}' has reached its plan's limit of {org.max_users} users "
                 f"({org.subscription_plan} plan)"
             )
-        existing = session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+        existing = q.user_by_email_any_case(session=session, email=email)
         if existing is not None and (existing.deleted_at is not None or existing.is_active is False):
             raise Conflict(f"user '{email}' has been deleted or deactivated")
         if existing is None:
-            created = session.execute(
-                insert(User)
-                .values(email=email, first_name=first_name, last_name=last_name)
-                .on_conflict_do_nothing()
-                .returning(User.id)
-            ).scalar_one_or_none()
+            created = q.create_user(session=session, email=email, first_name=first_name, last_name=last_name)
             if created is None:  # created concurrently by someone else: treat as existing, invite
-                existing = session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+                existing = q.user_by_email_any_case(session=session, email=email)
         user_id = existing.id if existing is not None else created
         pending = existing is not None
-        added = session.execute(
-            insert(OrganizationMembership)
-            .values(
-                organization_id=org.id,
-                user_id=user_id,
-                role=role,
-                invited_by=principal.user_id,
-                joined_at=None if pending else func.now(),
-            )
-            .on_conflict_do_nothing(index_elements=["organization_id", "user_id"])
-            .returning(OrganizationMembership.id)
-        ).scalar_one_or_none()
+        added = q.add_membership(
+            session=session,
+            organization_id=org.id,
+            user_id=user_id,
+            role=role,
+            invited_by=principal.user_id,
+            joined=not pending,
+        )
         if added is None:
             raise Conflict(f"{email} is already a member of {org.slug} (or invited)")
         record_audit(
@@ -106,16 +92,7 @@ def accept_invitation(*, organization: str, email: str) -> Member:
     with system_session() as session:
         org = organization_by_slug(session=session, slug=organization)
         user = user_by_email(session=session, email=email)
-        role = session.execute(
-            update(OrganizationMembership)
-            .where(
-                OrganizationMembership.organization_id == org.id,
-                OrganizationMembership.user_id == user.id,
-                OrganizationMembership.joined_at.is_(None),
-            )
-            .values(joined_at=func.now())
-            .returning(OrganizationMembership.role)
-        ).scalar_one_or_none()
+        role = q.accept_membership(session=session, organization_id=org.id, user_id=user.id)
         if role is None:
             raise NotFound(f"no pending invitation of {email} to organization '{organization}'")
         invitee = Principal(organization_id=org.id, organization_slug=org.slug, user_id=user.id, email=user.email)

@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 
 from core.errors import InvalidInput
-from mlops.cli.common import AsOption, JsonOption, OrgOption, echo_json, principal_for
+from mlops.cli.common import AsOption, JsonOption, OrgOption, command_app, echo_json, principal_for
 
-rules_app = typer.Typer(help="Notification rules: which events go to which channel.", no_args_is_help=True)
-deliveries_app = typer.Typer(help="The per-channel delivery log.", invoke_without_command=True)
-alerts_app = typer.Typer(help="Alerts: list, acknowledge, resolve.", invoke_without_command=True)
+rules_app = command_app(help="Notification rules: which events go to which channel.", no_args_is_help=True)
+deliveries_app = command_app(help="The per-channel delivery log.", invoke_without_command=True)
+alerts_app = command_app(help="Alerts: list, acknowledge, resolve.", invoke_without_command=True)
 
 StatusOption = Annotated[str | None, typer.Option("--status", help="Only this status.")]
 LimitOption = Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most this many rows.")]

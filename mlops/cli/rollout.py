@@ -7,14 +7,14 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import InvalidInput
-from mlops.cli.common import AsOption, JsonOption, OrgOption, echo_json, principal_for
+from mlops.cli.common import AsOption, JsonOption, OrgOption, command_app, echo_json, principal_for
 
 ENVIRONMENTS = ("development", "staging", "production")
 
 Ref = Annotated[str, typer.Argument(metavar="ORG/PROJECT/DEPLOYMENT", help="The deployment.")]
 EnvOption = Annotated[str, typer.Option("--env", help="development, staging or production.")]
 
-deployments_app = typer.Typer(
+deployments_app = command_app(
     help="Deployments: status, version, traffic and last action; `history` for one deployment.",
     invoke_without_command=True,
     no_args_is_help=False,
