@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from prefect import task
-from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from core.errors import Conflict, GateRejected, InvalidInput, NotFound, PermissionDenied
@@ -115,7 +114,7 @@ def promote(principal: Principal, request: PromotionRequest) -> PromotionOutcome
 def _promote(session, principal: Principal, request: PromotionRequest) -> PromotionOutcome:
     what = f"{request.model} {request.version}"
     project = _authorized_project(session, principal, request, what)
-    session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    q.set_lock_timeout(session=session, timeout=LOCK_TIMEOUT)
     model = q.model_by_name(session=session, project_id=project.id, name=request.model, lock=True)
     version = q.version_by_name(session=session, model=model, version=request.version, lock=True)
     current = version.stage or "development"
@@ -150,7 +149,7 @@ def _promote(session, principal: Principal, request: PromotionRequest) -> Promot
         for previous in q.production_versions(session=session, model_id=model.id):
             if previous.id == version.id:
                 continue
-            session.execute(update(ModelVersion).where(ModelVersion.id == previous.id).values(stage="archived"))
+            q.set_stage(session=session, version_id=previous.id, stage="archived")
             q.record_transition(
                 session=session,
                 organization_id=principal.organization_id,
@@ -163,7 +162,7 @@ def _promote(session, principal: Principal, request: PromotionRequest) -> Promot
             )
             archived.append(previous.version)
             archived_ids.append(previous.id)
-    session.execute(update(ModelVersion).where(ModelVersion.id == version.id).values(stage=request.to_stage))
+    q.set_stage(session=session, version_id=version.id, stage=request.to_stage)
     transition_id = q.record_transition(
         session=session,
         organization_id=principal.organization_id,

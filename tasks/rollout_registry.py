@@ -6,10 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from db.models import Model, ModelStageTransition, ModelVersion
 from db.queries import registry as rq
 from services.access import Principal
 from services.audit import record_audit
@@ -18,12 +16,7 @@ from services.outbox import emit_event
 
 def _stage_before_production(session: Session, version_id: uuid.UUID) -> str:
     """The stage the version held before its latest move into production (staging when unknown)."""
-    came_from = session.scalar(
-        select(ModelStageTransition.from_stage)
-        .where(ModelStageTransition.model_version_id == version_id, ModelStageTransition.to_stage == "production")
-        .order_by(ModelStageTransition.created_at.desc())
-        .limit(1)
-    )
+    came_from = rq.stage_before_production(session=session, version_id=version_id)
     return came_from if came_from in ("development", "staging") else "staging"
 
 
@@ -39,11 +32,11 @@ def restore_registry(
     """Move `from_version_id` out of production (back to the stage it came from) and the versions that held
     production before it back in: those the promotion archived, or `to_version_id`. Only when `from_version_id`
     is still the model's production version; returns the moves made ("1.1.0: production -> staging")."""
-    from_version = session.scalar(select(ModelVersion).where(ModelVersion.id == from_version_id))
+    from_version = rq.version_by_id(session=session, version_id=from_version_id)
     if from_version is None or from_version.stage != "production":
         return []
     # the model's row lock orders this with concurrent promotions of the same model
-    session.execute(select(Model.id).where(Model.id == from_version.model_id).with_for_update())
+    rq.lock_model(session=session, model_id=from_version.model_id)
     if promotion:
         came_from = promotion.get("from_stage") or "staging"
         back_ids = [uuid.UUID(str(v)) for v in promotion.get("previous_production_version_ids") or []]
@@ -53,7 +46,7 @@ def restore_registry(
     if came_from == "production":
         came_from = "staging"
     moves = []
-    session.execute(update(ModelVersion).where(ModelVersion.id == from_version.id).values(stage=came_from))
+    rq.set_stage(session=session, version_id=from_version.id, stage=came_from)
     rq.record_transition(
         session=session,
         organization_id=principal.organization_id,
@@ -66,13 +59,13 @@ def restore_registry(
     )
     moves.append(f"{from_version.version}: production -> {came_from}")
     for version_id in back_ids:
-        version = session.scalar(select(ModelVersion).where(ModelVersion.id == version_id))
+        version = rq.version_by_id(session=session, version_id=version_id)
         if version is None or version.deleted_at is not None or version.model_id != from_version.model_id:
             continue
         if version.stage == "production":
             continue
         previous_stage = version.stage
-        session.execute(update(ModelVersion).where(ModelVersion.id == version.id).values(stage="production"))
+        rq.set_stage(session=session, version_id=version.id, stage="production")
         rq.record_transition(
             session=session,
             organization_id=principal.organization_id,

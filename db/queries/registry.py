@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, text
+from sqlalchemy import and_, exists, func, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from core.errors import NotFound
@@ -256,3 +256,32 @@ def stage_history(
     if version_id is not None:
         query = query.where(ModelStageTransition.model_version_id == version_id)
     return [dict(r._mapping) for r in session.execute(query)]
+
+
+def set_stage(*, session: Session, version_id: uuid.UUID, stage: str) -> None:
+    """Move a version to `stage` (its transition row is the caller's, in the same transaction)."""
+    session.execute(update(ModelVersion).where(ModelVersion.id == version_id).values(stage=stage))
+
+
+def version_by_id(*, session: Session, version_id: uuid.UUID) -> ModelVersion | None:
+    return session.scalar(select(ModelVersion).where(ModelVersion.id == version_id))
+
+
+def lock_model(*, session: Session, model_id: uuid.UUID) -> None:
+    """The model's row lock: registry changes of one model (promotions, restores) happen one at a time."""
+    session.execute(select(Model.id).where(Model.id == model_id).with_for_update())
+
+
+def stage_before_production(*, session: Session, version_id: uuid.UUID) -> str | None:
+    """The stage the version held before its latest move into production."""
+    return session.scalar(
+        select(ModelStageTransition.from_stage)
+        .where(ModelStageTransition.model_version_id == version_id, ModelStageTransition.to_stage == "production")
+        .order_by(ModelStageTransition.created_at.desc())
+        .limit(1)
+    )
+
+
+def set_lock_timeout(*, session: Session, timeout: str) -> None:
+    """Fail fast instead of queueing behind a long lock (the transaction's own setting)."""
+    session.execute(text("SELECT set_config('lock_timeout', :t, true)"), {"t": timeout})
