@@ -11,12 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import task
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
 
 from core.errors import InvalidInput, MlopsError, NotFound, PermissionDenied, TransientError
 from core.numbers import require_finite
-from db.models import Alert, DataDriftReport, Deployment, Organization, Project
+from db.queries import drift as dq
 from db.session import session_scope, system_session
 from services.access import Principal, subscription_active, system_principal
 from services.audit import record_audit, record_refusal
@@ -205,11 +203,8 @@ def list_targets(
     if ref and organization and ref[0] != organization:
         raise InvalidInput(f"--deployment {deployment} is not in organization '{organization}'")
     org_filter = ref[0] if ref else organization
-    with system_session() as session:
-        query = select(Organization).where(Organization.deleted_at.is_(None)).order_by(Organization.slug)
-        if org_filter:
-            query = query.where(Organization.slug == org_filter)
-        orgs = list(session.scalars(query))
+    with system_session() as session:  # the scheduler lists every organization: the maintenance role
+        orgs = dq.live_organizations(session=session, slug=org_filter)
     if org_filter and not orgs:
         raise NotFound(f"unknown organization '{org_filter}'")
     targets, notes = [], []
@@ -218,20 +213,7 @@ def list_targets(
             notes.append(f"skipped organization '{org.slug}': subscription is {org.subscription_status}")
             continue
         with session_scope(org.id) as session:
-            query = (
-                select(Deployment, Project.slug)
-                .join(Project, Project.id == Deployment.project_id)
-                .where(
-                    Deployment.deleted_at.is_(None),
-                    Project.deleted_at.is_(None),
-                    Deployment.status == "active",
-                    Deployment.deployment_config["monitoring"]["drift"].is_not(None),
-                )
-                .order_by(Project.slug, Deployment.name, Deployment.environment)
-            )
-            if ref:
-                query = query.where(Project.slug == ref[1], Deployment.name == ref[2], Deployment.environment == ref[3])
-            rows = session.execute(query).all()
+            rows = dq.monitored_deployments(session=session, ref=ref[1:] if ref else None)
         if ref and not rows:
             raise NotFound(f"no active deployment {deployment} ({environment}) with drift monitoring configured")
         allowed = allowed_uris(org.settings)
@@ -390,31 +372,19 @@ def _record(
     }
     name = target.name
     with session_scope(target.organization_id) as session:
-        report_id = session.execute(
-            insert(DataDriftReport)
-            .values(
-                deployment_id=target.deployment_id,
-                drift_score=result.drift_share,
-                drift_threshold=result.drift_threshold,
-                is_drift_detected=result.dataset_drift,
-                feature_drift=features,
-                report_data=report_data,
-                period_start=start,
-                period_end=end,
-            )
-            .on_conflict_do_update(
-                index_elements=["deployment_id", "period_start", "period_end"],
-                set_={
-                    "drift_score": result.drift_share,
-                    "drift_threshold": result.drift_threshold,
-                    "is_drift_detected": result.dataset_drift,
-                    "feature_drift": features,
-                    "report_data": report_data,
-                    "created_at": text("now()"),
-                },
-            )
-            .returning(DataDriftReport.id)
-        ).scalar_one()
+        report_id = dq.upsert_report(
+            session=session,
+            deployment_id=target.deployment_id,
+            period_start=start,
+            period_end=end,
+            values={
+                "drift_score": result.drift_share,
+                "drift_threshold": result.drift_threshold,
+                "is_drift_detected": result.dataset_drift,
+                "feature_drift": features,
+                "report_data": report_data,
+            },
+        )
         alert_id = None
         drifted = [c.column for c in result.columns if c.drifted]
         if result.dataset_drift:
@@ -497,33 +467,9 @@ def _upsert_alert(
         f"{result.drift_threshold:.0%} over {start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC. Report: {report_uri}"
     )
     values = dict(severity=severity, title=title[:255], message=message)
-    existing = session.scalar(
-        select(Alert)
-        .where(
-            Alert.deployment_id == target.deployment_id, Alert.alert_type == "data_drift", Alert.status != "resolved"
-        )
-        .with_for_update()
+    return dq.upsert_open_drift_alert(
+        session=session, organization_id=target.organization_id, deployment_id=target.deployment_id, values=values
     )
-    if existing is not None:
-        for key, value in values.items():
-            setattr(existing, key, value)
-        session.flush()
-        return existing.id
-    return session.execute(
-        insert(Alert)
-        .values(
-            organization_id=target.organization_id,
-            deployment_id=target.deployment_id,
-            alert_type="data_drift",
-            **values,
-        )
-        .on_conflict_do_update(
-            index_elements=["deployment_id"],
-            index_where=text("alert_type = 'data_drift' AND status <> 'resolved'"),
-            set_=values,
-        )
-        .returning(Alert.id)
-    ).scalar_one()
 
 
 def _deployment_ref(deployment: str | None, environment: str | None) -> tuple[str, str, str, str] | None:
