@@ -118,6 +118,9 @@ def _promote(session, principal: Principal, request: PromotionRequest) -> Promot
     model = q.model_by_name(session=session, project_id=project.id, name=request.model, lock=True)
     version = q.version_by_name(session=session, model=model, version=request.version, lock=True)
     current = version.stage or "development"
+    # one instant for the whole change, taken once the lock is held (not `now()`, the transaction's start):
+    # promotions that waited for the lock get their history in the order they really happened
+    stamp = q.clock_now(session=session)
     # moving a version out of production needs production rights too: known only now, under the lock
     require(principal, required_action(current, request.to_stage), project.id, what=what)
     policy = promotion_policy(project.settings, model.metadata_, model_type=model.model_type)
@@ -159,6 +162,7 @@ def _promote(session, principal: Principal, request: PromotionRequest) -> Promot
                 actor_user_id=principal.user_id,
                 api_key_id=principal.api_key_id,
                 reason=f"replaced in production by {version.version}",
+                at=stamp,
             )
             archived.append(previous.version)
             archived_ids.append(previous.id)
@@ -174,6 +178,7 @@ def _promote(session, principal: Principal, request: PromotionRequest) -> Promot
         reason=request.reason,
         forced=request.force,
         gate_results=gates,
+        at=stamp,
     )
     details = {
         "model": model.name,

@@ -185,7 +185,7 @@ def record_transition(
     gate_results: list[dict[str, Any]] | None = None,
     at: datetime | None = None,
 ) -> uuid.UUID:
-    """Insert one stage-transition row; `at` backdates it (seed data only)."""
+    """Insert one stage-transition row at `at` (default: the transaction's start, `now()`)."""
     values: dict[str, Any] = dict(
         organization_id=organization_id,
         model_id=version.model_id,
@@ -198,9 +198,8 @@ def record_transition(
         forced=forced,
         gate_results=gate_results or [],
     )
-    # the time the row is written, under the model's lock (not `now()`, the transaction's start): concurrent
-    # promotions that waited for the lock get their history in the order they really happened
-    values["created_at"] = at if at is not None else func.clock_timestamp()
+    if at is not None:
+        values["created_at"] = at
     row = ModelStageTransition(**values)
     session.add(row)
     session.flush()
@@ -285,3 +284,9 @@ def stage_before_production(*, session: Session, version_id: uuid.UUID) -> str |
 def set_lock_timeout(*, session: Session, timeout: str) -> None:
     """Fail fast instead of queueing behind a long lock (the transaction's own setting)."""
     session.execute(text("SELECT set_config('lock_timeout', :t, true)"), {"t": timeout})
+
+
+def clock_now(*, session: Session) -> datetime:
+    """The wall clock now (`clock_timestamp()`, not the transaction's start): taken once a lock is held, it
+    orders changes that waited for that lock as they really happened."""
+    return session.scalar(select(func.clock_timestamp()))
