@@ -5,7 +5,7 @@ and one rule, fanned out into as many pending deliveries; then, in one run again
 on uvicorn in its own process, counting every webhook-id it answered 2xx):
 (a) a bare loop: `httpx.AsyncClient` posting the same payloads, retrying a failed post at once, with 8 and 32
     in flight (httpx's async pool gets slower with many connections: the fastest counts);
-(b) ours: 4 dispatcher processes in parallel running flow `dispatch-notifications` until nothing is due (16 sends
+(b) ours: 4 dispatcher processes in parallel running flow `dispatch-notifications` until nothing is due (8 sends
     in flight each);
 each with every response succeeding, and with 20 % of responses failing (HTTP 503, retried with backoff).
 Targets: (b) at least half the throughput of (a); zero duplicates and zero losses (every delivery answered 2xx
@@ -181,7 +181,7 @@ def _prepare(owner_url: str, receiver_url: str) -> None:
 
 
 SETTINGS = dict(
-    batch_size=500, concurrency=16, base_seconds=0.01, cap_seconds=0.1, max_attempts=30, group_wait_seconds=0
+    batch_size=500, concurrency=8, base_seconds=0.01, cap_seconds=0.1, max_attempts=30, group_wait_seconds=0
 )
 
 
