@@ -7,9 +7,9 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from core.errors import Conflict, MlopsError, NotFound
+from core.errors import Conflict, InvalidInput, MlopsError, NotFound
 from core.validation import check_text
 from db.models import NotificationChannel
 from db.session import session_scope, system_session
@@ -218,10 +218,46 @@ def _reencrypt(session, box: SecretBox | None) -> int:
     return len(sealed)
 
 
-def _by_name(session, name: str) -> NotificationChannel:
-    channel = session.scalar(
-        select(NotificationChannel).where(NotificationChannel.name == name, NotificationChannel.deleted_at.is_(None))
+def set_channel_state(principal: Principal, *, name: str, state: str) -> tuple[ChannelView, bool]:
+    """`disable`, `enable` or `remove` (soft delete: `deleted_at`) a channel (organization admins), audited;
+    (the channel, whether anything changed). Dispatch skips disabled and removed channels; removing frees the
+    name. Repeating a change changes nothing and writes nothing."""
+    if state not in ("disable", "enable", "remove"):
+        raise InvalidInput(f"unknown channel change '{state}'")
+    authorize(
+        principal,
+        Action.CHANNEL_MANAGE,
+        what=f"channel '{name}'",
+        audit_action=f"notification_channel.{state}",
+        resource_type="notification_channel",
     )
+    with session_scope(principal.organization_id) as session:
+        channel = _by_name(session, name, lock=True)
+        if state == "remove":
+            channel.deleted_at = func.now()
+            changed = True
+        else:
+            active = state == "enable"
+            changed = (channel.is_active is not False) != active
+            channel.is_active = active
+        if changed:
+            session.flush()
+            record_audit(
+                session,
+                principal=principal,
+                action=f"notification_channel.{state}",
+                resource_type="notification_channel",
+                resource_id=channel.id,
+                details={"name": channel.name, "type": channel.type},
+            )
+        return _view(channel), changed
+
+
+def _by_name(session, name: str, *, lock: bool = False) -> NotificationChannel:
+    query = select(NotificationChannel).where(
+        NotificationChannel.name == name, NotificationChannel.deleted_at.is_(None)
+    )
+    channel = session.scalar(query.with_for_update() if lock else query)
     if channel is None:
         raise NotFound(f"unknown channel '{name}'")
     return channel

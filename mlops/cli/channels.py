@@ -65,6 +65,29 @@ def channels_test(
     typer.echo(f"{view.type} channel '{view.name}': delivered")
 
 
+def _change(state: str, done: str):
+    def command(
+        name: Annotated[str, typer.Argument(help="Channel name.")],
+        organization: OrgOption = None,
+        as_email: AsOption = None,
+    ) -> None:
+        from services.channels import set_channel_state
+
+        view, changed = set_channel_state(principal_for(organization, as_email), name=name, state=state)
+        typer.echo(f"{view.type} channel '{view.name}': {done}" if changed else f"channel '{name}' is already {done}")
+
+    return command
+
+
+channels_app.command("disable", help="Stop delivering to a channel (its rules stay; `enable` resumes).")(
+    _change("disable", "disabled")
+)
+channels_app.command("enable", help="Deliver to a disabled channel again.")(_change("enable", "enabled"))
+channels_app.command("remove", help="Remove a channel (soft delete, audited): nothing is sent to it again.")(
+    _change("remove", "removed")
+)
+
+
 @secrets_app.command("init")
 def secrets_init() -> None:
     """Create the key file under MLOPS_HOME (when MLOPS_SECRET_KEY is unset and there is none yet)."""

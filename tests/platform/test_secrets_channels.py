@@ -15,6 +15,7 @@ from services import channels
 from services.auth import resolve_principal
 from services.secrets import SecretBox, SecretError, ensure_key_file, parse_keys, secret_box
 from services.senders import DeliveryRefused, send_message
+from tests.factories import Db
 
 SECRET_TOKEN = "xoxb-super-secret-token-4242"
 
@@ -247,3 +248,34 @@ def test_key_file_is_not_world_readable_even_with_a_permissive_umask(monkeypatch
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "secret.key").stat().st_mode) == 0o600
+
+
+class TestChannelState:
+    def test_disable_enable_remove_are_audited_once_and_refused_to_a_developer(self, tenants_db, admin, http_peer):
+        from core.errors import NotFound
+
+        url, _, _ = tenants_db
+        channels.add_channel(admin, name="pager", channel_type="webhook", settings={"url": f"{http_peer.url}/pager"})
+        view, changed = channels.set_channel_state(admin, name="pager", state="disable")
+        assert changed and not view.is_active
+        assert channels.set_channel_state(admin, name="pager", state="disable")[1] is False  # nothing to do
+        assert channels.set_channel_state(admin, name="pager", state="enable")[0].is_active
+        developer = resolve_principal(organization="alpha", as_email="developer@alpha.example")
+        with pytest.raises(PermissionDenied):
+            channels.set_channel_state(developer, name="pager", state="remove")
+        channels.set_channel_state(admin, name="pager", state="remove")
+        assert [c.name for c in channels.list_channels(admin) if c.name == "pager"] == []
+        with pytest.raises(NotFound):
+            channels.set_channel_state(admin, name="pager", state="enable")
+        db = Db(url)
+        actions = db.all(
+            "SELECT action FROM audit_logs WHERE resource_type = 'notification_channel' "
+            "AND action LIKE 'notification_channel.%' ORDER BY created_at, action"
+        )
+        db.close()
+        assert [a["action"] for a in actions].count("notification_channel.disable") == 1
+        assert {a["action"] for a in actions} >= {
+            "notification_channel.enable",
+            "notification_channel.remove",
+            "notification_channel.remove.denied",
+        }
