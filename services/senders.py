@@ -62,6 +62,24 @@ CHANNEL_FIELDS: dict[str, ChannelFields] = {
 URL_FIELDS = ("url", "webhook_url")
 
 
+def describe_fields(channel_type: str) -> str:
+    """A channel type's settings, e.g. "url (required, secret), headers (secret), timeout_seconds"."""
+    fields = CHANNEL_FIELDS[channel_type]
+
+    def label(name: str) -> str:
+        marks = [
+            m
+            for m, on in (
+                ("required", name in fields.required_public + fields.required_secret),
+                ("secret", name in fields.secret),
+            )
+            if on
+        ]
+        return f"{name} ({', '.join(marks)})" if marks else name
+
+    return ", ".join(label(name) for name in fields.allowed)
+
+
 class DeliveryRefused(MlopsError):
     """The peer answered, and refused the message (3xx, 4xx other than 429): retrying will not help."""
 
@@ -87,7 +105,9 @@ def validate_channel_settings(channel_type: str, settings: dict[str, Any]) -> tu
         raise InvalidInput(f"{channel_type} channel: the settings must be a JSON object")
     unknown = sorted(set(settings) - set(fields.allowed))
     if unknown:
-        raise InvalidInput(f"{channel_type} channel: unknown setting(s) {', '.join(unknown)}")
+        raise InvalidInput(
+            f"{channel_type} channel: unknown setting(s) {', '.join(unknown)}; valid: {describe_fields(channel_type)}"
+        )
     missing = [f for f in fields.required_public + fields.required_secret if settings.get(f) in (None, "", [])]
     if missing:
         raise InvalidInput(f"{channel_type} channel: missing setting(s) {', '.join(missing)}")

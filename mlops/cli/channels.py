@@ -31,7 +31,16 @@ def channels_add(
     organization: OrgOption = None,
     as_email: AsOption = None,
 ) -> None:
-    """Add a channel; secret settings (URLs, tokens, passwords) are encrypted before they reach the database."""
+    """Add a channel; secret settings (URLs, tokens, passwords) are encrypted before they reach the database.
+
+    Settings per --type (JSON object; * required, (secret) encrypted at rest and redacted on screen):
+
+    \b
+    webhook: url* (secret), headers (secret), signing_secret (secret: whsec_..., Standard Webhooks), timeout_seconds
+    slack:   webhook_url* (secret), channel, timeout_seconds
+    teams:   webhook_url* (secret), timeout_seconds
+    email:   smtp_host*, smtp_port*, from_addr*, to_addrs*, username, password (secret), starttls, timeout_seconds
+    """
     from services.channels import add_channel
 
     settings = read_json(config, "--config")

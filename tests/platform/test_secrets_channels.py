@@ -279,3 +279,20 @@ class TestChannelState:
             "notification_channel.remove",
             "notification_channel.remove.denied",
         }
+
+
+def test_the_channel_help_documents_every_field_and_a_refusal_names_the_valid_ones():
+    from mlops.cli.channels import channels_add
+    from services.senders import CHANNEL_FIELDS, describe_fields, validate_channel_settings
+
+    doc = channels_add.__doc__ or ""
+    for channel_type, fields in CHANNEL_FIELDS.items():
+        line = next(line for line in doc.splitlines() if line.strip().startswith(f"{channel_type}:"))
+        for name in fields.allowed:
+            assert name in line, (channel_type, name)
+        for name in fields.secret:
+            assert f"{name}" in line and "(secret" in line.split(name, 1)[1][:10], (channel_type, name)
+    with pytest.raises(InvalidInput) as refused:
+        validate_channel_settings("slack", {"webhook_url": "https://hooks.slack.example/x", "colour": "red"})
+    assert str(refused.value).endswith(f"valid: {describe_fields('slack')}")
+    assert describe_fields("slack") == "channel, timeout_seconds, webhook_url (required, secret)"
