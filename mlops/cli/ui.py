@@ -133,6 +133,11 @@ def run_stack(plan: UiPlan, started: list[subprocess.Popen]) -> None:
         [str(BIN / "prefect"), "work-pool", "create", "mlops", "--type", "process", "--overwrite"],
         env,
     )
+    step(
+        "pointing the deployments' pull step at this checkout (Prefect variable mlops_checkout)",
+        [str(BIN / "prefect"), "variable", "set", "mlops_checkout", str(ROOT), "--overwrite"],
+        env,
+    )
     step("deploying every flow of prefect.yaml", [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env)
     for i in range(plan.workers):
         typer.echo(f"starting worker {i + 1} (log: {logs / f'worker-{i + 1}.log'})")

@@ -97,6 +97,7 @@ def stack(fresh_db, pg_server, tmp_path, monkeypatch) -> Iterator[dict]:
         started.append(server)
         wait_healthy(api, server, tmp_path / "server.log")
         prefect(worker_env, "work-pool", "create", "mlops", "--type", "process", "--overwrite")
+        prefect(worker_env, "variable", "set", "mlops_checkout", str(ROOT), "--overwrite")  # the pull step's path
         prefect(worker_env, "--no-prompt", "deploy", "--all")
         workers = [
             spawn(
