@@ -149,9 +149,10 @@ def seed(db: Db) -> None:
             {"d": [tenants[t]["deployment_staging"] for t in REJECTED]},
         )
     store = open_store()
-    reference = put_parquet(store, "datasets/reference.parquet", frame(3000, 1))
     for slug in TENANTS:
-        prefix = f"logs/{slug}/production"
+        # tenant-supplied URIs resolve only inside the organization's own part of the store
+        reference = put_parquet(store, f"datasets/{slug}/reference.parquet", frame(3000, 1))
+        prefix = f"inference-logs/{slug}/production"
         log_inputs(store, prefix, frame(1200, 2, 0.8))
         configure(
             db,
