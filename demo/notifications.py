@@ -106,7 +106,8 @@ def _point_channel_at(url: str) -> bool:
     return created
 
 
-def run_notifications_demo(echo: Echo) -> None:
+def run_notifications_demo(echo: Echo) -> str:
+    """Dispatch the outbox to a local receiver and show what it got; returns a line for the summary table."""
     receiver = _Receiver()
     try:
         if _point_channel_at(receiver.url):
@@ -119,10 +120,11 @@ def run_notifications_demo(echo: Echo) -> None:
         echo(
             f"{org['organization']}: {org['events']} event(s) -> {org['deliveries_created']} delivery(ies) "
             f"(suppressed: {suppressed}); {org['delivered']} delivered, {org['failed']} to retry, {org['dead']} dead"
+            + (f", {waiting} waiting for their rule's group_wait" if (waiting := _not_due(org)) else "")
         )
     if not receiver.received:
-        echo("the receiver got nothing new (every event was dispatched already)")
-        return
+        echo("unchanged: the receiver got nothing new (every event was dispatched already)")
+        return "0 (unchanged)"
     echo(f"the local receiver got {len(receiver.received)} signed webhook(s):")
     for r in receiver.received:
         data = r["body"]["data"]
@@ -131,5 +133,12 @@ def run_notifications_demo(echo: Echo) -> None:
         echo(f"   {r['id'][:8]}  {mark}  {lines[0]}")
         for line in lines[1:]:
             echo(f"   {'':8}  {'':12}  {line}")
-    if any(org["failed"] for org in summary["organizations"]):
+    waiting = sum(org["failed"] for org in summary["organizations"])
+    if waiting:
         echo("   (the seeded 'ops-webhook' channel points at a closed port: its deliveries wait for a retry)")
+    return f"{len(receiver.received)} signed webhooks to the local receiver; {waiting} waiting for a retry"
+
+
+def _not_due(org: dict) -> int:
+    """Deliveries created by this run but not sent yet: their rule groups events for `group_wait` first."""
+    return max(org["deliveries_created"] - org["delivered"] - org["failed"] - org["dead"], 0)

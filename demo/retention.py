@@ -51,7 +51,8 @@ def seed_old_audit_rows() -> int:
         return len(session.execute(stmt).all())
 
 
-def run_retention_demo(echo: Echo) -> None:
+def run_retention_demo(echo: Echo) -> str:
+    """Seed old audit rows, dry-run, then enforce retention; returns a line for the summary table."""
     seeded = seed_old_audit_rows()
     echo(
         f"seeded {seeded} audit rows from {' and '.join(OLD_MONTHS)}" if seeded else "old audit rows: archived already"
@@ -63,7 +64,13 @@ def run_retention_demo(echo: Echo) -> None:
     real = run_flow(enforce_retention, orchestrate=True, organization=ORG)
     report = real["organizations"][0]
     audit = next(c for c in report["categories"] if c["category"] == "audit_logs")
-    echo(f"archived and deleted {audit['count']} audit rows as of {datetime.now(UTC):%Y-%m-%d}; archives:")
-    for key in audit["archive_keys"] or ["(nothing new to archive)"]:
-        echo(f"   {key}")
+    if not audit["count"]:
+        echo("unchanged: no audit row is past its retention period (archived and deleted on an earlier run)")
+    else:
+        echo(f"archived and deleted {audit['count']} audit rows as of {datetime.now(UTC):%Y-%m-%d}; archives:")
+        for key in audit["archive_keys"]:
+            echo(f"   {key}")
     echo("   restore one with: mlops retention restore audit_logs --org acme --month 2023-03")
+    if not audit["count"]:
+        return "0 (unchanged)"
+    return f"{audit['count']} audit rows, archived to {len(audit['archive_keys'])} monthly files, then deleted"

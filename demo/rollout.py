@@ -62,14 +62,16 @@ def _show_history(echo: Echo, rows: list[dict[str, Any]], limit: int = 4) -> Non
         echo(f"   {r['action']:<9} {r['version']:<7} {r['status']:<10} {steps}{error}")
 
 
-def run_rollout_demo(echo: Echo, stub: ServingStub) -> None:
+def run_rollout_demo(echo: Echo, stub: ServingStub) -> list[tuple[str, str]]:
+    """Show the rollout of step 4, then force 1.2.0 into production and watch it revert; returns the summary
+    table's `rolled out` and `rolled back` lines."""
     principal = resolve_principal(organization=ORG, as_email=ADMIN)
     rows = _history(principal)
     echo(f"{DEPLOYMENT} history (the promotion of 1.1.0 in step 4 rolled it out through the stub):")
     _show_history(echo, rows)
     if any(r["version"] == "1.2.0" and r["action"] == "update" and r["status"] == "failed" for r in rows):
-        echo("the failed forced rollout of 1.2.0 was shown on an earlier run: nothing to do")
-        return
+        echo("unchanged: the failed forced rollout of 1.2.0 was shown on an earlier run")
+        return [("rolled out", "unchanged"), ("rolled back", "unchanged")]
     echo("forcing 1.2.0 (rejected by its gates in step 5) into production; the platform never reports it ready:")
     stub.unready = {"1.2.0"}
     try:
@@ -93,3 +95,11 @@ def run_rollout_demo(echo: Echo, stub: ServingStub) -> None:
     echo(f"   registry now: 1.1.0 {stages.get('1.1.0')}, 1.2.0 {stages.get('1.2.0')} (each move in the stage history)")
     splits = [" + ".join(f"{e['model_version']} {e['percent']}%" for e in t) for t in stub.puts(DEPLOYMENT)]
     echo(f"   the platform was asked for: {' | '.join(splits)}")
+    rows = _history(principal)
+    completed = [r for r in rows if r["action"] == "update" and r["status"] == "completed"]
+    steps = " -> ".join(f"{s['percent']}%" for s in completed[0]["details"].get("results", [])) if completed else ""
+    rolled_out = f"{completed[0]['version']} to {DEPLOYMENT} ({steps})" if completed else "none"
+    rolled_back = f"1.2.0 on {DEPLOYMENT} back to 1.1.0 (never healthy); registry restored"
+    if not any(r["action"] == "rollback" and r["status"] == "completed" for r in rows):
+        rolled_back = "none (unexpected)"
+    return [("rolled out", rolled_out), ("rolled back", rolled_back)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from core.errors import GateRejected
 from core.settings import mlops_home
@@ -23,6 +23,7 @@ from tasks.datasets import partition_prefix
 from tasks.drift_detection import drift_window
 
 Echo = Callable[[str], None]
+LOGGED_HOURS_AHEAD = 3  # inputs logged past the demo's window, for the hourly deployment's next runs
 
 
 def run_demo(echo: Echo) -> None:
@@ -57,6 +58,7 @@ def run_demo(echo: Echo) -> None:
     )
     uploaded = upload_local_artifact(artifact, actor=DEVELOPER, **request)  # as `mlops register` does
     registered = run_flow(register_model_version, orchestrate=True, artifact=uploaded, actor=DEVELOPER, **request)
+    table: list[tuple[str, str]] = [("registered", f"{MODEL} 1.3.0 ({registered['status']})")]
     echo(
         f"{MODEL} 1.3.0: {registered['status']} -> {registered['artifact_uri']} ({registered['size_bytes']} bytes, "
         f"sha256 {registered['sha256'][:12]}…)"
@@ -65,11 +67,12 @@ def run_demo(echo: Echo) -> None:
     platform = start_demo_platform(echo)
     echo("\n== 4. promote-model: 1.1.0 staging -> production, through its gates, rolled out in steps")
     start, end = staging_drift_evidence(echo)
-    _promote(echo, "1.1.0", "production", ADMIN, reason="auc +0.009 over 1.0.0 after 3 days in staging")
+    promoted = [_promote(echo, "1.1.0", "production", ADMIN, reason="auc +0.009 over 1.0.0 after 3 days in staging")]
 
     echo("\n== 5. promote-model: a promotion the gates reject")
-    _promote(echo, "1.2.0", "staging", DEVELOPER, reason="candidate for the next release")
-    _promote(echo, "1.2.0", "production", ADMIN, reason="try to ship it today")
+    promoted.append(_promote(echo, "1.2.0", "staging", DEVELOPER, reason="candidate for the next release"))
+    promoted.append(_promote(echo, "1.2.0", "production", ADMIN, reason="try to ship it today"))
+    table.append(("promoted", "; ".join(promoted)))
 
     echo("\n== 6. detect-drift: the last hour of fraud-api-prod's logged inputs against its reference")
     summary = run_flow(
@@ -90,21 +93,39 @@ def run_demo(echo: Echo) -> None:
             )
         if outcome.get("report_uri"):
             echo(f"   HTML report: {outcome['report_uri']}")
-        if outcome.get("alert_id"):
+        if outcome.get("alert_id") and outcome.get("change") == "new":
             echo(f"   data_drift alert {outcome['alert_id']} is open; an 'alert' event waits in the outbox")
+        elif outcome.get("alert_id"):
+            echo(f"   data_drift alert {outcome['alert_id']} is open; its event was emitted once, by the first run")
+    table.append(("drifted features", "; ".join(_drifted(o) for o in summary["outcomes"])))
     echo("\n== 7. aggregate-metrics: hourly and daily rollups of the monitoring points, metric alerts")
-    run_metrics_demo(echo)
+    table.append(("rollups written", run_metrics_demo(echo)))
     echo("\n== 8. enforce-retention: old audit rows archived to the artifact store, then deleted")
-    run_retention_demo(echo)
+    table.append(("rows archived", run_retention_demo(echo)))
     echo("\n== 9. rollout-deployment: a forced promotion whose rollout fails reverts deployment and registry")
-    run_rollout_demo(echo, platform)
+    table += run_rollout_demo(echo, platform)
     platform.stop()
     echo("\n== 10. dispatch-notifications: the outbox's events to a local webhook receiver (Standard Webhooks)")
-    run_notifications_demo(echo)
-    echo("\nDone. Run it again: every step is idempotent.")
+    table.append(("notifications delivered", run_notifications_demo(echo)))
+    echo("\n== Summary")
+    width = max(len(what) for what, _ in table)
+    for what, result in table:
+        echo(f"{what:<{width}}  {result}")
+    echo("\nDone. Run it again: every step is idempotent (a rerun says `unchanged`).")
 
 
-def _promote(echo: Echo, version: str, stage: str, actor: str, *, reason: str) -> None:
+def _drifted(outcome: dict) -> str:
+    """`fraud-api-prod: amount, merchant_category (2 of 8 columns)` for the summary table."""
+    name = outcome["deployment"].split("/")[-1].split(" ")[0]
+    if outcome["status"] not in ("reported", "incomplete"):
+        return f"{name}: {outcome['status']}"
+    drifted = [c["column"] for c in outcome["columns"] if c["drifted"]]
+    change = "" if outcome["change"] == "new" else f", {outcome['change']}"
+    return f"{name}: {', '.join(drifted) or 'none'} ({len(drifted)} of {len(outcome['columns'])} columns{change})"
+
+
+def _promote(echo: Echo, version: str, stage: str, actor: str, *, reason: str) -> str:
+    """Run one promotion as `mlops promote` does, print its gates; returns a line for the summary table."""
     try:
         result = run_flow(
             promote_model,
@@ -121,10 +142,11 @@ def _promote(echo: Echo, version: str, stage: str, actor: str, *, reason: str) -
         echo(f"{version} -> {stage}: REJECTED (exit code 1 from `mlops promote`)")
         for gate in rejected.gates:
             echo(f"   {'pass' if gate['passed'] else 'FAIL'}  {gate['gate']:<20} {gate['detail']}")
-        return
+        failed = sum(1 for gate in rejected.gates if not gate["passed"])
+        return f"{version} -> {stage} rejected ({failed} of {len(rejected.gates)} gates failed)"
     if result["status"] == "noop":
-        echo(f"{version} is already in {stage}: nothing to do")
-        return
+        echo(f"unchanged: {version} is already in {stage}")
+        return f"{version} in {stage} (unchanged)"
     echo(f"{version}: {result['from_stage']} -> {result['to_stage']} ({result['status']} by {actor})")
     for gate in result["gates"]:
         echo(f"   {'pass' if gate['passed'] else 'FAIL'}  {gate['gate']:<20} {gate['detail']}")
@@ -132,6 +154,7 @@ def _promote(echo: Echo, version: str, stage: str, actor: str, *, reason: str) -
         echo(f"   archived the previous production version {', '.join(result['archived_versions'])}")
     if result["to_stage"] == "production":
         echo(f"   rollout: {result['rollout']}")
+    return f"{version} {result['from_stage']} -> {result['to_stage']}"
 
 
 def staging_drift_evidence(echo: Echo) -> tuple[datetime, datetime]:
@@ -153,18 +176,23 @@ def staging_drift_evidence(echo: Echo) -> tuple[datetime, datetime]:
 
 
 def _log_inputs(start: datetime, end: datetime) -> None:
-    """What the serving layer would have logged over the window: in production transaction amounts and merchants
-    drifted, in staging not."""
+    """What the serving layer would have logged over the window and the next hours, one file per hour: in
+    production transaction amounts and merchants drifted, in staging not. The hours ahead are there so that the
+    hourly `detect-drift` deployment (`make ui`, `mlops serve`) finds inputs on its next scheduled runs."""
     store = open_store()
-    for deployment, drifted in (("fraud-api-prod", True), ("fraud-api-staging", False)):
-        key = (
-            partition_prefix(f"inference-logs/{ORG}/{PROJECT}/{deployment}", start.date())
-            + f"demo-{start:%H%M}.parquet"
-        )
-        if store.exists(key):
-            continue
-        seed = int(start.timestamp()) % 10_000 + (0 if drifted else 1)
-        frame = sample_data.logged_inputs(start, end, per_hour=1500, seed=seed, drifted=drifted)
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        store.put(key, buffer.getvalue())
+    for hour in range(int((end - start) / timedelta(hours=1)) + LOGGED_HOURS_AHEAD):
+        hour_start = start + timedelta(hours=hour)
+        for deployment, drifted in (("fraud-api-prod", True), ("fraud-api-staging", False)):
+            key = (
+                partition_prefix(f"inference-logs/{ORG}/{PROJECT}/{deployment}", hour_start.date())
+                + f"demo-{hour_start:%H%M}.parquet"
+            )
+            if store.exists(key):
+                continue
+            seed = 11 if drifted else 12  # the same sample every hour: the demo prints the same scores each time
+            frame = sample_data.logged_inputs(
+                hour_start, hour_start + timedelta(hours=1), per_hour=1500, seed=seed, drifted=drifted
+            )
+            buffer = io.BytesIO()
+            frame.to_parquet(buffer, index=False)
+            store.put(key, buffer.getvalue())

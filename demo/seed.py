@@ -98,7 +98,7 @@ class SeedSummary:
 
     def describe(self) -> str:
         if not self.created:
-            return f"organization '{ORG}' already seeded: nothing changed"
+            return f"unchanged: organization '{ORG}' is seeded already"
         parts = ", ".join(f"{n} {what}" for what, n in self.created.items())
         return f"seeded organization '{ORG}': created {parts}"
 

@@ -3,6 +3,7 @@ data, compute the drift, and write the report, its HTML page, the alert and the 
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import Mapping
@@ -135,6 +136,16 @@ def explicit_window(start: datetime | None, end: datetime | None) -> tuple[datet
     return start, end
 
 
+def report_change(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> str:
+    """How a run changed its window's report: `new`, `unchanged` (a rerun that found the same result, e.g. a
+    second `make demo` in the same hour) or `updated` (late inputs or a new configuration changed it)."""
+    if before is None:
+        return "new"
+    # both sides as JSON would store them: tuples become lists, keys lose their order
+    same = json.dumps(dict(before), sort_keys=True, default=str) == json.dumps(dict(after), sort_keys=True, default=str)
+    return "unchanged" if same else "updated"
+
+
 def alert_severity(share: float, threshold: float) -> str:
     """Severity of a drift alert by the share of drifted columns: critical from half the columns."""
     if share >= 0.5:
@@ -178,6 +189,7 @@ class DriftOutcome:
     deployment: str
     status: str  # reported | incomplete (some columns errored) | skipped | failed
     message: str
+    change: str | None = None  # new | updated | unchanged: the window's report against what a rerun found
     report_id: uuid.UUID | None = None
     drift_share: float | None = None
     drift_detected: bool | None = None
@@ -372,19 +384,17 @@ def _record(
     }
     name = target.name
     with session_scope(target.organization_id) as session:
-        report_id = dq.upsert_report(
-            session=session,
-            deployment_id=target.deployment_id,
-            period_start=start,
-            period_end=end,
-            values={
-                "drift_score": result.drift_share,
-                "drift_threshold": result.drift_threshold,
-                "is_drift_detected": result.dataset_drift,
-                "feature_drift": features,
-                "report_data": report_data,
-            },
+        values = {
+            "drift_score": result.drift_share,
+            "drift_threshold": result.drift_threshold,
+            "is_drift_detected": result.dataset_drift,
+            "feature_drift": features,
+            "report_data": report_data,
+        }
+        report_id, before = dq.upsert_report(
+            session=session, deployment_id=target.deployment_id, period_start=start, period_end=end, values=values
         )
+        change = report_change(before, values)
         alert_id = None
         drifted = [c.column for c in result.columns if c.drifted]
         if result.dataset_drift:
@@ -423,6 +433,7 @@ def _record(
                 "drift_share": result.drift_share,
                 "drift_detected": result.dataset_drift,
                 "alert_id": str(alert_id) if alert_id else None,
+                "change": change,
             },
         )
     verdict = "drift detected" if result.dataset_drift else "no drift"
@@ -438,10 +449,13 @@ def _record(
             f"({', '.join(errored)}); "
             + (f"{verdict} in the {analysed} tested: {message.split(': ', 1)[1]}" if analysed else "nothing tested")
         )
+    if change != "new":
+        message += f" ({change}: this window was reported before)"
     return DriftOutcome(
         deployment=name,
         status="incomplete" if errored else "reported",
         message=message,
+        change=change,
         report_id=report_id,
         drift_share=result.drift_share,
         drift_detected=result.dataset_drift,

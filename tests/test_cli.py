@@ -23,7 +23,7 @@ class TestDatabaseCommands:
             scalar(seeded, "SELECT count(*) FROM model_monitoring"),
         )
         again = mlops(seeded, "seed")
-        assert again.returncode == 0 and "nothing changed" in again.stdout
+        assert again.returncode == 0 and "unchanged" in again.stdout
         assert (
             scalar(seeded, "SELECT count(*) FROM model_stage_transitions"),
             scalar(seeded, "SELECT count(*) FROM model_monitoring"),

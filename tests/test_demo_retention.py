@@ -22,7 +22,7 @@ def test_demo_archives_old_rows_once(fresh_db, tmp_path, monkeypatch, prefect_ha
     assert open_store().exists("retention/audit_logs/acme/2023-04.manifest.json")
     again: list[str] = []
     run_retention_demo(again.append)
-    assert "archived already" in again[0] and "(nothing new to archive)" in "\n".join(again)
+    assert "archived already" in again[0] and "unchanged: no audit row" in "\n".join(again)
     db = Db(fresh_db)
     assert db.one("SELECT count(*) FROM audit_logs WHERE created_at < '2024-01-01'") == 0
     assert db.one("SELECT sum(row_count) FROM retention_archives") == 10

@@ -34,7 +34,7 @@ def test_demo_rolls_out_in_steps_then_reverts_a_failed_forced_promotion(
     assert "1.2.0 10% + 1.1.0 90% | 1.1.0 100%" in text
     again: list[str] = []
     run_rollout_demo(again.append, platform)
-    assert "nothing to do" in again[-1]
+    assert again[-1].startswith("unchanged:")
     platform.stop()
     db = Db(fresh_db)
     assert db.one("SELECT status FROM deployments WHERE name = 'fraud-api-prod'") == "active"

@@ -47,9 +47,17 @@ def upsert_report(
     period_start: datetime,
     period_end: datetime,
     values: dict[str, Any],
-) -> uuid.UUID:
-    """The window's one report (unique per deployment and window): inserted, or updated by a rerun."""
-    return session.execute(
+) -> tuple[uuid.UUID, dict[str, Any] | None]:
+    """The window's one report (unique per deployment and window): inserted, or updated by a rerun. Returns its
+    id and, for a rerun, what the report held before (`values`' keys), read under the row lock the update takes."""
+    window = (
+        DataDriftReport.deployment_id == deployment_id,
+        DataDriftReport.period_start == period_start,
+        DataDriftReport.period_end == period_end,
+    )
+    columns = [getattr(DataDriftReport, key) for key in values]
+    before = session.execute(select(*columns).where(*window).with_for_update()).first()
+    report_id = session.execute(
         insert(DataDriftReport)
         .values(deployment_id=deployment_id, period_start=period_start, period_end=period_end, **values)
         .on_conflict_do_update(
@@ -58,6 +66,7 @@ def upsert_report(
         )
         .returning(DataDriftReport.id)
     ).scalar_one()
+    return report_id, (dict(zip(values, before, strict=True)) if before is not None else None)
 
 
 def upsert_open_drift_alert(

@@ -122,8 +122,12 @@ class TestReports:
 
     def test_rerun_for_the_same_window_updates_the_same_report(self, setup):
         db, store, alpha, _ = setup
-        run()
+        assert {o["change"] for o in run()["outcomes"]} == {"new"}
         first = db.one("SELECT id FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_production"])
+        # the same inputs again: the same result, and the run says so
+        again = {o["deployment"]: o for o in run()["outcomes"]}
+        assert {o["change"] for o in again.values()} == {"unchanged"}
+        assert all(o["message"].endswith("(unchanged: this window was reported before)") for o in again.values())
         log_inputs(
             store, "inference-logs/alpha/production", frame(600, 9, 0.8), name="part-1.parquet"
         )  # late-arriving logs
@@ -132,6 +136,12 @@ class TestReports:
             "SELECT id, report_data FROM data_drift_reports WHERE deployment_id = :d", d=alpha["deployment_production"]
         )
         assert len(rows) == 1 and rows[0]["id"] == first and rows[0]["report_data"]["rows"]["current"] == 1800
+        audit = db.all(
+            "SELECT details->>'change' AS change FROM audit_logs WHERE action = 'data_drift_report.write' "
+            "AND resource_id = :r ORDER BY created_at",
+            r=first,
+        )
+        assert [a["change"] for a in audit] == ["new", "unchanged", "updated"]
 
     def test_per_column_method_and_threshold_and_dataset_threshold_from_configuration(self, setup):
         db, store, alpha, _ = setup
