@@ -1,5 +1,6 @@
 """The README's command examples match the CLI: every `mlops ...` line names a real command and only options
-that command has (a renamed command or option fails here before a user copies the example)."""
+that command has (a renamed command or option fails here before a user copies the example); the permissions
+table is the rules table of `services/access.py`."""
 
 from __future__ import annotations
 
@@ -61,3 +62,31 @@ def test_every_readme_command_exists_with_its_options(line):
     assert used <= options, f"{line}: unknown option(s) {sorted(used - options)} of `mlops {' '.join(path)}`"
     result = CliRunner().invoke(app, [*path, "--help"])
     assert result.exit_code == 0, result.output
+
+
+def permission_rows() -> list[tuple[set[str], set[str], set[str]]]:
+    """(organization roles, project roles, scopes) of each row of the README's permissions table."""
+    text = README.read_text()
+    table = text[text.index("| action | organization roles | project roles | API-key scope |") :].split("\n\n")[0]
+    rows = []
+    for line in table.splitlines()[2:]:
+        _, org, project, scope = (cell.strip() for cell in line.strip("|").split("|"))
+        scopes: list[str] = []
+        for token in re.findall(r"`([^`]+)`", scope):
+            # "`deployments:rollout:development` / `:staging`": a short form keeps the previous scope's prefix
+            scopes.append(scopes[-1].rsplit(":", 1)[0] + token if token.startswith(":") else token)
+        roles = [set() if cell == "—" else {r.strip() for r in cell.split(",")} for cell in (org, project)]
+        rows.append((roles[0], roles[1], set(scopes)))
+    return rows
+
+
+def test_the_permissions_table_is_the_rules_table():
+    from services.access import RULES
+
+    rows = permission_rows()
+    for action, rule in RULES.items():
+        matching = [(org, project) for org, project, scopes in rows if rule.scope in scopes]
+        assert matching, f"{action}: scope {rule.scope} is not in the README's table"
+        assert all(org == set(rule.org_roles) for org, _ in matching), action
+        assert all(project == set(rule.project_roles) for _, project in matching), action
+    assert set().union(*(scopes for _, _, scopes in rows)) == {rule.scope for rule in RULES.values()}
