@@ -31,6 +31,25 @@ _log = logging.getLogger("mlops.flows")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class _ExpectedOutcomeFilter(logging.Filter):
+    """In a deployment run's process, Prefect's engine re-raises the Failed state a flow returned and logs it as
+    "exited with unexpected exception" with a full traceback, into the run's log. For an expected outcome (an
+    `MlopsError`: the run is Failed with its one-line message already) that line says what ended the run
+    instead, without a traceback; anything else is logged as Prefect logs it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, MlopsError) and "unexpected exception" in record.getMessage():
+            record.msg = "%s ended on an expected outcome: %s: %s"
+            record.args = (record.getMessage().split(" exited", 1)[0], type(error).__name__, error)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+for _name in ("prefect.flow_runs", "prefect.engine"):  # the run's log (the UI's) and the process's stderr
+    logging.getLogger(_name).addFilter(_ExpectedOutcomeFilter())
+
+
 def with_args_section(doc: str | None, hints: dict[str, Any]) -> str | None:
     """`doc` with a Google-style `Args:` section built from the parameters' `Field(description=...)`, unless it
     has one: Prefect shows a deployment's parameter descriptions (UI form, `parameter_openapi_schema`) from the

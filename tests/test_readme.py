@@ -26,8 +26,9 @@ def readme_commands() -> list[str]:
         for line in joined.splitlines():
             line = line.split("  #")[0].strip()
             for part in re.split(r"\s*(?:&&|\|\||;|\|)\s*", line):
-                if part.startswith("mlops "):
-                    commands.append(part)
+                # written as they run from a fresh clone: `.venv/bin/mlops ...`
+                if part.startswith((".venv/bin/mlops ", "mlops ")):
+                    commands.append(part.removeprefix(".venv/bin/"))
     return commands
 
 
@@ -90,3 +91,13 @@ def test_the_permissions_table_is_the_rules_table():
         assert all(org == set(rule.org_roles) for org, _ in matching), action
         assert all(project == set(rule.project_roles) for _, project in matching), action
     assert set().union(*(scopes for _, _, scopes in rows)) == {rule.scope for rule in RULES.values()}
+
+
+def test_commands_are_written_as_they_run_from_a_fresh_clone():
+    bare = [
+        line
+        for block in re.findall(r"```(?:sh|bash|console)\n(.*?)```", README.read_text(), flags=re.S)
+        for line in block.splitlines()
+        if re.match(r"\s*(mlops|prefect|alembic) ", line)
+    ]
+    assert not bare, "write these as .venv/bin/...:\n" + "\n".join(bare)

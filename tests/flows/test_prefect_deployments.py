@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,7 +38,8 @@ def worker_env(tenants_db, prefect_harness, tmp_path):
         MLOPS_HOME=str(tmp_path / "home"),
         PREFECT_WORKER_QUERY_SECONDS="1",
         PREFECT_WORKER_PREFETCH_SECONDS="1",
-        PREFECT_LOGGING_LEVEL="WARNING",
+        PREFECT_LOGGING_LEVEL="INFO",
+        PREFECT_LOGGING_TO_API_ENABLED="true",  # the runs' logs reach the server, as the UI shows them
     )
     created = prefect(env, "work-pool", "create", "mlops", "--type", "process", "--overwrite")
     assert created.returncode == 0, created.stderr
@@ -156,6 +159,22 @@ def test_deployment_run_watch_exit_codes_and_identity(worker_env, tenants_db):
     assert promotion["requested_by"] == {"email": "someone@else.example", "verified": False}
 
 
+def run_log(env: dict, flow_run_id: str, until: str, timeout: float = 30) -> list[str]:
+    """The messages of a flow run's log, as the UI shows them, once one containing `until` arrived (the engine
+    ships logs in batches)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            messages = [log.message for log in logs]
+            if any(until in m for m in messages) or time.monotonic() > deadline:
+                return messages
+            time.sleep(1)
+
+
 @pytest.mark.slow
 def test_mlops_promote_submit_runs_on_the_worker_and_exits_like_the_local_command(worker_env, tenants_db):
     """CI with only the Prefect API: the run happens on the worker, its log is streamed, exit codes match."""
@@ -185,6 +204,12 @@ def test_mlops_promote_submit_runs_on_the_worker_and_exits_like_the_local_comman
     rejected = submit("1.1.0", "production", "admin@alpha.example")
     assert rejected.returncode == 1, rejected.stdout + rejected.stderr
     assert "submitted flow run" in rejected.stdout and "rejected by 1 gate(s)" in one_line_error(rejected)
+    # the run's log (streamed from the server) says what ended it in one line: no "unexpected exception" traceback
+    # the run's log says what ended it in one line: no "unexpected exception" traceback from Prefect's engine
+    flow_run_id = re.search(r"submitted flow run \S+ \(([0-9a-f-]{36})\)", rejected.stdout).group(1)
+    messages = run_log(worker_env, flow_run_id, until="ended on an expected outcome")
+    assert not [m[:200] for m in messages if "Traceback" in m or "unexpected exception" in m]
+    assert any("ended on an expected outcome: GateRejected: promotion of Fraud Model" in m for m in messages), messages
     promoted = submit("1.2.0", "staging", "developer@alpha.example")
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     assert "completed" in promoted.stdout
