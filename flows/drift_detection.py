@@ -11,7 +11,16 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from core.errors import PartialFailure
-from flows.runtime import call, expected_outcomes, in_flow_run, logger, map_calls, publish_markdown, publish_table
+from flows.runtime import (
+    call,
+    expected_outcomes,
+    in_flow_run,
+    logger,
+    map_calls,
+    publish_markdown,
+    publish_table,
+    run_name,
+)
 from tasks.drift_detection import (
     DriftOutcome,
     authorize_drift_run,
@@ -24,7 +33,12 @@ from tasks.identity import authenticate_on_demand
 MAX_CONCURRENT_DEPLOYMENTS = 4
 
 
-@flow(name="detect-drift", task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_DEPLOYMENTS), log_prints=False)
+@flow(
+    name="detect-drift",
+    flow_run_name=run_name("detect-drift-{organization}-{deployment}-{environment}"),
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_DEPLOYMENTS),
+    log_prints=False,
+)
 @expected_outcomes
 def detect_drift(
     organization: Annotated[str | None, Field(description="Only this organization (slug)")] = None,

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from core.errors import GateRejected, MlopsError
 from flows.rollout import rollback_deployment, rollout_deployment
-from flows.runtime import call, expected_outcomes, in_flow_run, logger, publish_markdown
+from flows.runtime import call, expected_outcomes, in_flow_run, logger, publish_markdown, run_name
 from services.access import Principal
 from tasks.identity import authenticate
 from tasks.promotion import PromotionOutcome, PromotionRequest, promote_task
@@ -18,7 +18,12 @@ from tasks.rollout import revert_promotion_task
 from tasks.rollout_rules import RolloutFailed
 
 
-@flow(name="promote-model", log_prints=False, validate_parameters=True)
+@flow(
+    name="promote-model",
+    flow_run_name=run_name("promote-{model}-{version}-to-{to_stage}"),
+    log_prints=False,
+    validate_parameters=True,
+)
 @expected_outcomes
 def promote_model(
     organization: Annotated[str, Field(description="Organization slug, e.g. acme")],

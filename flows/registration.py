@@ -8,13 +8,18 @@ from typing import Annotated, Any
 from prefect import flow
 from pydantic import Field
 
-from flows.runtime import call, expected_outcomes, logger, publish_markdown
+from flows.runtime import call, expected_outcomes, logger, publish_markdown, run_name
 from services.auth import acting_principal
 from tasks.identity import authenticate
 from tasks.registration import RegistrationRequest, register_task, stage_local_artifact
 
 
-@flow(name="register-model-version", log_prints=False, validate_parameters=True)
+@flow(
+    name="register-model-version",
+    flow_run_name=run_name("register-{model}-{version}"),
+    log_prints=False,
+    validate_parameters=True,
+)
 @expected_outcomes
 def register_model_version(
     organization: Annotated[str, Field(description="Organization slug")],

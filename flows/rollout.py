@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from prefect import flow
 from pydantic import Field
 
-from flows.runtime import call, expected_outcomes, logger, publish_markdown
+from flows.runtime import call, expected_outcomes, logger, publish_markdown, run_name
 from tasks.identity import authenticate
 from tasks.rollout import (
     Change,
@@ -34,7 +34,12 @@ Actor = Annotated[str | None, Field(description="E-mail of the acting user when 
 Reason = Annotated[str | None, Field(description="Why")]
 
 
-@flow(name="rollout-deployment", log_prints=False, validate_parameters=True)
+@flow(
+    name="rollout-deployment",
+    flow_run_name=run_name("rollout-{deployment}-{environment}-{version}"),
+    log_prints=False,
+    validate_parameters=True,
+)
 @expected_outcomes
 def rollout_deployment(
     organization: Org,
@@ -112,7 +117,12 @@ def rollout_deployment(
     raise RolloutFailed(_failure_line(change, summary), summary)
 
 
-@flow(name="rollback-deployment", log_prints=False, validate_parameters=True)
+@flow(
+    name="rollback-deployment",
+    flow_run_name=run_name("rollback-{deployment}-{environment}-{to_version}"),
+    log_prints=False,
+    validate_parameters=True,
+)
 @expected_outcomes
 def rollback_deployment(
     organization: Org,
@@ -152,7 +162,12 @@ def rollback_deployment(
     raise RolloutFailed(f"{change.label}: {error}", summary)
 
 
-@flow(name="terminate-deployment", log_prints=False, validate_parameters=True)
+@flow(
+    name="terminate-deployment",
+    flow_run_name=run_name("terminate-{deployment}-{environment}"),
+    log_prints=False,
+    validate_parameters=True,
+)
 @expected_outcomes
 def terminate_deployment(
     organization: Org,

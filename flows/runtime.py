@@ -97,6 +97,28 @@ def expected_outcomes(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def run_name(template: str) -> Callable[[], str]:
+    """A flow's `flow_run_name`: `template` filled with the run's parameters as slugs, so runs read as what they
+    do in the UI (`promote-credit-card-fraud-model-1.1.0-to-production`); a parameter left empty drops out."""
+
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        params = flow_run.parameters
+        fields = re.findall(r"{(\w+)}", template)
+        filled = template.format(**{f: slug(params.get(f)) for f in fields})
+        return re.sub(r"-{2,}", "-", filled).strip("-")
+
+    return name
+
+
+def slug(value: Any) -> str:
+    """`Credit Card Fraud Model` -> `credit-card-fraud-model`; `acme/fraud/api` -> `acme-fraud-api`; None -> ''."""
+    if value is None or value is False:
+        return ""
+    return re.sub(r"[^a-z0-9.]+", "-", str(value).lower()).strip("-")
+
+
 def in_flow_run() -> bool:
     return FlowRunContext.get() is not None
 

@@ -6,7 +6,7 @@ import pytest
 from prefect import flow
 
 from core.errors import GateRejected, PermissionDenied
-from flows.runtime import expected_outcomes
+from flows.runtime import expected_outcomes, run_name
 
 
 @flow(name="expected-outcome-probe")
@@ -47,3 +47,58 @@ def test_a_bug_still_fails_as_an_unexpected_exception(prefect_harness):
 def test_outside_a_flow_run_the_plain_function_raises():
     with pytest.raises(GateRejected):
         probe.fn("gate")
+
+
+@flow(name="run-name-probe", flow_run_name=run_name("probe-{model}-{version}-to-{to_stage}"))
+def named(model: str, version: str, to_stage: str | None = None) -> str:
+    from prefect.runtime import flow_run
+
+    return flow_run.name
+
+
+def test_prefect_names_the_run_from_its_parameters(prefect_harness):
+    assert (
+        named("Credit Card Fraud Model", "1.1.0", "production") == "probe-credit-card-fraud-model-1.1.0-to-production"
+    )
+    assert named("Fraud", "2.0.0") == "probe-fraud-2.0.0-to"  # an empty parameter drops out
+
+
+@pytest.mark.parametrize(
+    ("flow_name", "params", "expected"),
+    [
+        (
+            "promote_model",
+            {"model": "Credit Card Fraud Model", "version": "1.1.0", "to_stage": "production"},
+            "promote-credit-card-fraud-model-1.1.0-to-production",
+        ),
+        ("register_model_version", {"model": "Fraud Model", "version": "1.3.0"}, "register-fraud-model-1.3.0"),
+        (
+            "detect_drift",
+            {"deployment": "acme/fraud-detection/fraud-api-prod", "environment": "production"},
+            "detect-drift-acme-fraud-detection-fraud-api-prod-production",
+        ),
+        ("detect_drift", {"organization": "acme"}, "detect-drift-acme"),
+        (
+            "rollout_deployment",
+            {"deployment": "fraud-api-prod", "environment": "production", "version": "1.1.0"},
+            "rollout-fraud-api-prod-production-1.1.0",
+        ),
+        (
+            "rollback_deployment",
+            {"deployment": "fraud-api-prod", "environment": "production"},
+            "rollback-fraud-api-prod-production",
+        ),
+    ],
+)
+def test_every_on_demand_flow_names_its_runs_for_what_they_do(monkeypatch, flow_name, params, expected):
+    import prefect.runtime.flow_run as current
+
+    import flows.drift_detection
+    import flows.promotion
+    import flows.registration
+    import flows.rollout
+
+    modules = (flows.promotion, flows.registration, flows.drift_detection, flows.rollout)
+    flow_obj = next(getattr(m, flow_name) for m in modules if hasattr(m, flow_name))
+    monkeypatch.setattr(current, "parameters", params, raising=False)
+    assert flow_obj.flow_run_name() == expected
