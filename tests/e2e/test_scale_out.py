@@ -30,7 +30,7 @@ from tests.fixtures.database import role_env
 from tests.fixtures.peers import free_port
 from tests.flows.notification_peers import Receiver, start_receiver
 from tests.flows.test_drift_detection import END, START, configure, frame, log_inputs, put_parquet
-from tests.flows.test_notification_dispatch import rule, webhook
+from tests.flows.test_notification_dispatch import event, rule, webhook
 
 # about 3 minutes on an idle 2-core machine; far longer when other suites share the cores
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -344,7 +344,8 @@ def assert_rollups_exact(db: Db) -> None:
 
 def test_thirty_runs_on_three_workers_then_a_worker_killed_mid_run(stack, receiver):
     api, db = stack["api"], stack["db"]
-    subscribe(db, seed(db), receiver)
+    tenants = seed(db)
+    subscribe(db, tenants, receiver)
     make_keys(db)
     runs = the_thirty_runs()
     ids = [submit(api, name, params) for name, params in runs]
@@ -370,7 +371,7 @@ def test_thirty_runs_on_three_workers_then_a_worker_killed_mid_run(stack, receiv
     assert_nothing_done_twice(db)
     assert_delivered_once(db, receiver)
 
-    killed_mid_run_loses_nothing(stack)
+    killed_mid_run_loses_nothing(stack, tenants["t0"], receiver)
 
 
 def finish_aggregation(api: str, db: Db, also: list[tuple[str, dict]] = ()) -> None:
@@ -413,9 +414,12 @@ def assert_delivered_once(db: Db, rx: Receiver) -> None:
     assert all(a.path == path_of[a.msg_id] for a in rx.arrivals)
 
 
-def killed_mid_run_loses_nothing(stack: dict) -> None:
+def killed_mid_run_loses_nothing(stack: dict, t0: Tenant, rx: Receiver) -> None:
     """A run holding claimed invalidations is SIGKILLed with its worker (the machine died); its transaction
-    rolls back, the claims reappear, and once the run is marked Crashed the next run finishes the work."""
+    rolls back, the claims reappear, and once the run is marked Crashed the next run finishes the work.
+    Meanwhile a dispatch run is SIGKILLed while its receiver holds a message it has not answered: the delivery
+    stays claimed until its claim expires, then the next run sends it again with the same webhook-id (so the
+    receiver can drop the repeat), and it is answered 2xx once."""
     api, db = stack["api"], stack["db"]
     org = db.one("SELECT id FROM organizations WHERE slug = 't0'")
     db.run(
@@ -427,6 +431,10 @@ def killed_mid_run_loses_nothing(stack: dict) -> None:
     )
     pending = db.one("SELECT count(*) FROM model_monitoring_invalidations WHERE organization_id = :o", o=org)
     assert pending > 0
+    # the receiver stalls the first try of every new message (and would answer it 503): the dispatcher dies there
+    rx.script = lambda path, msg_id, seen: (503, {}, 30.0) if seen == 0 else (200, {}, 0.0)
+    arrived = len(rx.arrivals)
+    late = event(db, t0, payload={"message": "sent while its dispatcher is killed"})
     engine = create_engine(db.engine.url, poolclass=pool.NullPool)
     blocker = engine.connect()
     victim = None
@@ -436,6 +444,11 @@ def killed_mid_run_loses_nothing(stack: dict) -> None:
             text("SELECT id FROM model_monitoring_rollups WHERE organization_id = :o FOR UPDATE"), {"o": org}
         )
         victim = submit(api, "aggregate-metrics/every-5-minutes", {"organization": "t0"})
+        # a short claim (the default outlasts any send: 300 s), so the next run may take the delivery soon
+        sender = submit(api, DISPATCH, {"organization": "t0", "settings": {"claim_seconds": 2}})
+        # killed as soon as its message arrived (the sender would give up after the channel's 10 s timeout)
+        wait_until(lambda: len(rx.arrivals) > arrived, timeout=90)
+        process_of(sender).kill()
         backend = wait_for_blocked_backend(db)
         flow_process = process_of(victim)
         worker = next(w for w in stack["workers"] if w.pid in {p.pid for p in flow_process.parents()})
@@ -451,7 +464,18 @@ def killed_mid_run_loses_nothing(stack: dict) -> None:
     assert db.one("SELECT count(*) FROM model_monitoring_invalidations WHERE organization_id = :o", o=org) == pending
     assert run_state(api, victim) == "RUNNING"  # a zombie until something notices it stopped
     mark_crashed(api, victim)  # what the zombie-flow automation (README) does after missed heartbeats
-    finish_aggregation(api, db)  # the other two workers take the next run
+    mark_crashed(api, sender)  # its worker, if alive, reports it Crashed too (its process exited with -9)
+    (claimed,) = db.all("SELECT id, status FROM notification_deliveries WHERE event_id = :e", e=late)
+    assert claimed["status"] == "sending"  # neither delivered nor lost: claimed by the dead run
+    wait_until(
+        lambda: db.one("SELECT claim_expires_at <= now() FROM notification_deliveries WHERE id = :d", d=claimed["id"])
+    )
+    finish_aggregation(api, db, also=[(DISPATCH, {"organization": "t0"})])  # the surviving workers take them
+    (row,) = db.all("SELECT status, attempts FROM notification_deliveries WHERE id = :d", d=claimed["id"])
+    assert (row["status"], row["attempts"]) == ("delivered", 2)
+    tries = [a for a in rx.arrivals if a.msg_id == str(claimed["id"])]
+    assert [a.status for a in tries] == [503, 200] and all(a.verified for a in tries)
+    assert all(n == 1 for n in rx.delivered().values())  # still every message answered 2xx once
     assert_rollups_exact(db)
     assert (
         db.one(
