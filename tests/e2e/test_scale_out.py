@@ -1,10 +1,17 @@
 """The production path on one machine: a Prefect server whose own database is PostgreSQL, `prefect deploy --all`,
-three process workers, 30 flow runs submitted at once, then a worker killed with SIGKILL in the middle of a run.
+three process workers, 30 flow runs submitted at once (promotions, drift, aggregation and notification dispatch
+runs), then a worker killed with SIGKILL in the middle of a run and a dispatch run killed in the middle of a send.
 
-What it proves: every run ends as expected (promotions Completed or, where a gate rejects, Failed; drift
-Completed; aggregation Completed, or Cancelled by the deployment's concurrency limit), nothing is done twice
-in the shared schema (stage transitions, audit rows, drift reports, alerts, rollups), and the work of a killed
-run is not lost: its claims roll back with its transaction and the next run finishes them.
+Every organization has a signed webhook channel (its settings sealed with the workers' key) on a receiver the
+test runs on 127.0.0.1, and rules sending it the promotion and drift events the runs emit.
+
+What it proves: every run ends as expected (promotions Completed or, where a gate rejects, Failed; drift and
+dispatch Completed; aggregation Completed, or Cancelled by the deployment's concurrency limit), nothing is done
+twice in the shared schema (stage transitions, audit rows, drift reports, alerts, rollups), every event is
+delivered exactly once per channel (one `delivered` row, one message at the receiver per `webhook-id`, as many
+messages as delivered rows, each signature valid), and the work of a killed run is not lost: an aggregation
+run's claims roll back with its transaction and the next run finishes them; a dispatch run's claim expires and
+the next run sends the message again under the same `webhook-id`, delivered once.
 """
 
 from __future__ import annotations
