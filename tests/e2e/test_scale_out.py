@@ -373,14 +373,14 @@ def test_thirty_runs_on_three_workers_then_a_worker_killed_mid_run(stack, receiv
     assert set(by_kind["dispatch-notifications"]) == {"COMPLETED"}, by_kind
     # what the next scheduled runs do: aggregate what cancelled runs left pending, deliver what was emitted
     # after the dispatchers above had looked
-    finish_aggregation(api, db, also=[(DISPATCH, {})])
+    finish_aggregation(api, db, also=((DISPATCH, {}),))
     assert_nothing_done_twice(db)
     assert_delivered_once(db, receiver)
 
     killed_mid_run_loses_nothing(stack)
 
 
-def finish_aggregation(api: str, db: Db, also: list[tuple[str, dict]] = ()) -> None:
+def finish_aggregation(api: str, db: Db, also: tuple[tuple[str, dict], ...] = ()) -> None:
     """What the next scheduled run does: aggregate whatever cancelled runs left pending (`also`: other runs
     submitted with it, which must complete too)."""
     runs = [("aggregate-metrics/every-5-minutes", {}), *also]
