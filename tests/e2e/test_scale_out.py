@@ -1,10 +1,17 @@
 """The production path on one machine: a Prefect server whose own database is PostgreSQL, `prefect deploy --all`,
-three process workers, 30 flow runs submitted at once, then a worker killed with SIGKILL in the middle of a run.
+three process workers, 30 flow runs submitted at once (promotions, drift, aggregation and notification dispatch
+runs), then a worker killed with SIGKILL in the middle of a run.
 
-What it proves: every run ends as expected (promotions Completed or, where a gate rejects, Failed; drift
-Completed; aggregation Completed, or Cancelled by the deployment's concurrency limit), nothing is done twice
-in the shared schema (stage transitions, audit rows, drift reports, alerts, rollups), and the work of a killed
-run is not lost: its claims roll back with its transaction and the next run finishes them.
+Every organization has a signed webhook channel (its settings sealed with the workers' key) on a receiver the
+test runs on 127.0.0.1, and rules sending it the promotion and drift events the runs emit.
+
+What it proves: every run ends as expected (promotions Completed or, where a gate rejects, Failed; drift and
+dispatch Completed; aggregation Completed, or Cancelled by the deployment's concurrency limit), nothing is done
+twice in the shared schema (stage transitions, audit rows, drift reports, alerts, rollups), every event is
+delivered exactly once per channel (one `delivered` row, one message at the receiver per `webhook-id`, as many
+messages as delivered rows, each signature valid), and the work of a killed run is not lost: its claims roll
+back with its transaction and the next run finishes them. (A dispatch run killed mid-send is tested without
+Prefect, in tests/flows/test_notification_dispatch.py: here it would add two more flow-run start-ups.)
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ import pytest
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import make_url
 
-from tests.factories import Db, make_tenant
+from tests.factories import Db, Tenant, make_tenant
 from tests.fixtures.database import role_env
 from tests.fixtures.peers import free_port
+from tests.flows.notification_peers import Receiver, start_receiver
 from tests.flows.test_drift_detection import END, START, configure, frame, log_inputs, put_parquet
+from tests.flows.test_notification_dispatch import rule, webhook
 
 # about 3 minutes on an idle 2-core machine; far longer when other suites share the cores
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -67,6 +76,8 @@ def prefect(env: dict, *args: str) -> None:
 @pytest.fixture
 def stack(fresh_db, pg_server, tmp_path, monkeypatch) -> Iterator[dict]:
     """A Prefect server on its own PostgreSQL database, the deployments, and three workers (stopped afterwards)."""
+    from services.secrets import ensure_key_file
+
     prefect_db = f"prefect_{uuid.uuid4().hex[:12]}"
     prefect_url = make_url(pg_server.create(prefect_db)).set(drivername="postgresql+asyncpg")
     api = f"http://127.0.0.1:{free_port()}/api"
@@ -74,7 +85,10 @@ def stack(fresh_db, pg_server, tmp_path, monkeypatch) -> Iterator[dict]:
     env.update(
         **role_env(fresh_db),
         MLOPS_HOME=str(tmp_path / "home"),
+        MLOPS_SECRET_KEY="",  # the key file under MLOPS_HOME, as `mlops db upgrade` makes it
         MLOPS_ARTIFACT_URI=f"file://{tmp_path / 'artifacts'}",
+        # the test's webhook receiver listens on 127.0.0.1, which channels may not reach by default
+        MLOPS_ALLOWED_NOTIFY_HOSTS="127.0.0.1",
         PREFECT_HOME=str(tmp_path / "prefect"),
         PREFECT_LOGGING_LEVEL="WARNING",
         PWD=str(ROOT),
@@ -87,6 +101,10 @@ def stack(fresh_db, pg_server, tmp_path, monkeypatch) -> Iterator[dict]:
         "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
     }
     monkeypatch.setenv("MLOPS_ARTIFACT_URI", env["MLOPS_ARTIFACT_URI"])  # the test writes the drift inputs
+    # the test seals channel secrets with the key the workers decrypt them with: one MLOPS_HOME for both
+    monkeypatch.setenv("MLOPS_SECRET_KEY", "")
+    monkeypatch.setenv("MLOPS_HOME", env["MLOPS_HOME"])
+    ensure_key_file()
     worker_env = {**env, "PREFECT_API_URL": api, "PREFECT_WORKER_QUERY_SECONDS": "1"}
     started: list[subprocess.Popen] = []
     try:
@@ -129,7 +147,7 @@ def wait_healthy(api: str, server: subprocess.Popen, log: Path, timeout: float =
     raise AssertionError("the Prefect server did not become healthy:\n" + log.read_text()[-3000:])
 
 
-def seed(db: Db) -> None:
+def seed(db: Db) -> dict[str, Tenant]:
     """Eight tenants; monitoring points for the aggregation runs; drift configured on every production
     deployment (its inputs drift); two tenants' staging deployments drifted, so their promotions are rejected."""
     from services.storage import open_store
@@ -161,6 +179,28 @@ def seed(db: Db) -> None:
             inputs_uri=store.uri_for(prefix),
             column_types={"channel": "cat"},
         )
+    return tenants
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 that verifies Standard Webhooks signatures and records every arrival."""
+    rx, server = start_receiver()
+    yield rx
+    server.shutdown()
+    server.server_close()
+
+
+def subscribe(db: Db, tenants: dict[str, Tenant], rx: Receiver) -> None:
+    """Every tenant's own signed webhook channel (its settings sealed with the workers' key) and rules sending
+    it the promotions (`model_update`) and drift alerts (`alert`) the runs emit, one message per event. The
+    factory's placeholder rules are switched off and its events count as dispatched already."""
+    db.run("UPDATE notification_rules SET is_active = false")
+    db.run("UPDATE notification_events SET dispatched_at = now()")
+    for slug, t in tenants.items():
+        channel = webhook(db, t, rx, f"{slug}-ops")
+        for trigger in ("model_update", "alert"):
+            rule(db, t, channel, trigger=trigger, conditions={"group_wait": 0})
 
 
 KEYS: dict[str, str] = {}  # "admin@t0.example" -> its API key: deployment runs authenticate with a key only
@@ -198,15 +238,21 @@ def promotion(slug: str, version: str, stage: str, actor: str) -> tuple[str, dic
     return "promote-model/on-demand", params
 
 
+DISPATCH = "dispatch-notifications/every-minute"
+
+
 def the_thirty_runs() -> list[tuple[str, dict]]:
     runs = [promotion(t, "1.1.0", "production", "admin") for t in TENANTS]  # 6 pass, 2 rejected
     runs += [promotion(t, "1.2.0", "staging", "developer") for t in TENANTS]
-    runs += [promotion(t, "1.1.0", "production", "admin") for t in PASSING[:2]]  # the same promotion twice
+    runs += [promotion(PASSING[0], "1.1.0", "production", "admin")]  # the same promotion twice
     window = {"start": START.isoformat(), "end": END.isoformat()}
     runs += [("detect-drift/hourly", {"organization": t, **window}) for t in PASSING]
-    runs += [("detect-drift/hourly", {"organization": PASSING[0], **window})]  # the same window again
-    runs += [("aggregate-metrics/every-5-minutes", {"organization": t}) for t in TENANTS[:4]]
+    runs += [("aggregate-metrics/every-5-minutes", {"organization": t}) for t in TENANTS[:2]]
     runs += [("aggregate-metrics/every-5-minutes", {})]
+    # dispatchers racing the runs that emit the events and each other: t0's twice, and the all-organization
+    # one over the same organizations
+    runs += [(DISPATCH, {"organization": t}) for t in (PASSING[0], PASSING[0], REJECTED[0])]
+    runs += [(DISPATCH, {})]
     assert len(runs) == 30
     return runs
 
@@ -303,9 +349,9 @@ def assert_rollups_exact(db: Db) -> None:
     assert wrong == []
 
 
-def test_thirty_runs_on_three_workers_then_a_worker_killed_mid_run(stack):
+def test_thirty_runs_on_three_workers_then_a_worker_killed_mid_run(stack, receiver):
     api, db = stack["api"], stack["db"]
-    seed(db)
+    subscribe(db, seed(db), receiver)
     make_keys(db)
     runs = the_thirty_runs()
     ids = [submit(api, name, params) for name, params in runs]
@@ -324,17 +370,54 @@ def test_thirty_runs_on_three_workers_then_a_worker_killed_mid_run(stack):
     # concurrency_limit 1 + CANCEL_NEW: an aggregation run that finds another running is cancelled, never queued
     assert set(by_kind["aggregate-metrics"]) <= {"COMPLETED", "CANCELLED"}, by_kind
     assert "COMPLETED" in by_kind["aggregate-metrics"]
-    finish_aggregation(api, db)
+    assert set(by_kind["dispatch-notifications"]) == {"COMPLETED"}, by_kind
+    # what the next scheduled runs do: aggregate what cancelled runs left pending, deliver what was emitted
+    # after the dispatchers above had looked
+    finish_aggregation(api, db, also=((DISPATCH, {}),))
     assert_nothing_done_twice(db)
+    assert_delivered_once(db, receiver)
 
     killed_mid_run_loses_nothing(stack)
 
 
-def finish_aggregation(api: str, db: Db) -> None:
-    """What the next scheduled run does: aggregate whatever cancelled runs left pending."""
-    (state,) = wait_terminal(api, [submit(api, "aggregate-metrics/every-5-minutes", {})]).values()
-    assert state == "COMPLETED"
+def finish_aggregation(api: str, db: Db, also: tuple[tuple[str, dict], ...] = ()) -> None:
+    """What the next scheduled run does: aggregate whatever cancelled runs left pending (`also`: other runs
+    submitted with it, which must complete too)."""
+    runs = [("aggregate-metrics/every-5-minutes", {}), *also]
+    states = wait_terminal(api, [submit(api, name, params) for name, params in runs])
+    assert set(states.values()) == {"COMPLETED"}, states
     assert db.one("SELECT count(*) FROM model_monitoring_invalidations") == 0
+
+
+def assert_delivered_once(db: Db, rx: Receiver) -> None:
+    """Every event the runs emitted went to its organization's channel exactly once: one `delivered` row per
+    (event, channel), and one signed message per row at the receiver (no duplicate, no loss)."""
+    events = db.all(
+        "SELECT e.id, e.event_type, e.dispatched_at, o.slug FROM notification_events e "
+        "JOIN organizations o ON o.id = e.organization_id WHERE e.event_type <> 'test.event'"
+    )
+    kinds: dict[str, int] = {}
+    for e in events:
+        kinds[e["event_type"]] = kinds.get(e["event_type"], 0) + 1
+    # a promotion per stage change (the repeats emitted nothing), a drift alert per production deployment
+    assert kinds == {"model_version.promoted": len(PASSING) + len(TENANTS), "data_drift.detected": len(PASSING)}
+    assert all(e["dispatched_at"] is not None for e in events)
+    rows = db.all(
+        "SELECT d.id, d.event_id, d.channel_id, d.status, c.name FROM notification_deliveries d "
+        "JOIN notification_channels c ON c.id = d.channel_id WHERE d.event_id = ANY(:e)",
+        e=[e["id"] for e in events],
+    )
+    assert {r["status"] for r in rows} == {"delivered"}
+    assert len({(r["event_id"], r["channel_id"]) for r in rows}) == len(rows) == len(events)
+    slug_of = {e["id"]: e["slug"] for e in events}
+    assert all(r["name"] == f"{slug_of[r['event_id']]}-ops" for r in rows)  # each to its own tenant's channel
+    # the receiver: every message answered once, signed, on its tenant's path, one per delivered row
+    ids = [a.msg_id for a in rx.arrivals]
+    assert len(ids) == len(set(ids)) == len(rows), sorted(ids)
+    assert set(ids) == {str(r["id"]) for r in rows}
+    assert all(a.verified is True and 200 <= a.status < 300 for a in rx.arrivals)
+    path_of = {str(r["id"]): f"/{r['name']}" for r in rows}
+    assert all(a.path == path_of[a.msg_id] for a in rx.arrivals)
 
 
 def killed_mid_run_loses_nothing(stack: dict) -> None:
