@@ -14,7 +14,6 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from prefect import task
-from sqlalchemy import func
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -168,7 +167,7 @@ def complete(principal: Principal, change: Change, steps: list[StepResult]) -> d
         restored: list[str] = []
         if change.kind == "terminate":
             q.update_deployment(
-                session=session, deployment_id=change.deployment_id, status="inactive", terminated_at=_now()
+                session=session, deployment_id=change.deployment_id, status="inactive", terminated_at=q.now()
             )
         else:
             q.update_deployment(
@@ -176,7 +175,7 @@ def complete(principal: Principal, change: Change, steps: list[StepResult]) -> d
                 deployment_id=change.deployment_id,
                 status="active",
                 model_version_id=uuid.UUID(change.target.model_version_id),
-                deployed_at=_now(),
+                deployed_at=q.now(),
                 terminated_at=None,
             )
         moved_away = change.previous and change.previous.model_version_id != change.target.model_version_id
@@ -336,10 +335,6 @@ def record_failure(
 
 def _detail(verdict: Verdict | None) -> str:
     return verdict.detail if verdict else ""
-
-
-def _now():
-    return func.now()
 
 
 # --- driving the platform -----------------------------------------------------------------------------------
