@@ -10,7 +10,7 @@ by the next rollout or rollback once its lease has expired (its process died). P
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from prefect import task
@@ -446,10 +446,6 @@ def record_failure_task(
     principal: Principal, change: Change, steps: list[StepResult], error: str, revert: Verdict | None
 ) -> dict[str, Any]:
     return record_failure(principal, change, steps, error, revert)
-
-
-def change_json(change: Change) -> dict[str, Any]:
-    return asdict(change)
 
 
 def revert_promotion(

@@ -294,7 +294,6 @@ def mark_artifacts_purged(*, session: Session, version_ids: list[uuid.UUID]) -> 
 
 # notification_deliveries is built by the dispatch flow in parallel: these columns are what retention expects.
 DELIVERY_COLUMNS = ("event_id", "status", "updated_at")
-DELIVERY_FINAL_STATUSES = ("delivered", "dead")
 
 
 def deliveries_table(*, session: Session) -> str | None:
