@@ -3,41 +3,31 @@ and all of them locked for re-encryption. A channel's id by name (for rules) is 
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from db.models import NotificationChannel
 
 
+def _live() -> Select[tuple[NotificationChannel]]:
+    """Channels that are not removed."""
+    return select(NotificationChannel).where(NotificationChannel.deleted_at.is_(None))
+
+
 def live_channel(*, session: Session, name: str, lock: bool = False) -> NotificationChannel | None:
     """The channel named `name` that is not removed (row-locked with `lock`)."""
-    query = select(NotificationChannel).where(
-        NotificationChannel.name == name, NotificationChannel.deleted_at.is_(None)
-    )
+    query = _live().where(NotificationChannel.name == name)
     return session.scalar(query.with_for_update() if lock else query)
 
 
 def live_channels(*, session: Session) -> list[NotificationChannel]:
     """Every channel that is not removed, by name."""
-    return list(
-        session.scalars(
-            select(NotificationChannel)
-            .where(NotificationChannel.deleted_at.is_(None))
-            .order_by(NotificationChannel.name)
-        )
-    )
+    return list(session.scalars(_live().order_by(NotificationChannel.name)))
 
 
 def lock_live_channels(*, session: Session) -> list[NotificationChannel]:
     """Every channel that is not removed, row-locked in id order (of every organization the session sees)."""
-    return list(
-        session.scalars(
-            select(NotificationChannel)
-            .where(NotificationChannel.deleted_at.is_(None))
-            .order_by(NotificationChannel.id)
-            .with_for_update()
-        )
-    )
+    return list(session.scalars(_live().order_by(NotificationChannel.id).with_for_update()))
 
 
 def remove_channel(channel: NotificationChannel) -> None:
