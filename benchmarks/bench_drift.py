@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import median_seconds, print_table, write_results
-from tasks.drift import EVIDENTLY_DISPLAY_NAMES, DatasetDrift, dataset_drift
+from tasks.drift import DatasetDrift, dataset_drift
+from tasks.drift_stats import EVIDENTLY_DISPLAY_NAMES
 
 SIZES = (500, 200_000)
 OURS_REPEAT = 5

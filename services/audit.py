@@ -5,11 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from core.errors import PermissionDenied
-from db.models import AuditLog
+from db.queries.audit import insert_audit_log
 from db.session import session_scope
 from services.access import Action, Principal, require
 from services.client_context import client_context, current_client
@@ -36,21 +35,18 @@ def record_audit(
         body.setdefault("actor", "system")
     if principal.requested_by:
         body.setdefault("requested_by", {"email": principal.requested_by, "verified": False})
-    return session.execute(
-        insert(AuditLog)
-        .values(
-            organization_id=principal.organization_id,
-            user_id=principal.user_id,
-            api_key_id=principal.api_key_id,
-            action=action,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            details=body,
-            ip_address=client.ip_address,
-            user_agent=client.user_agent,
-        )
-        .returning(AuditLog.id)
-    ).scalar_one()
+    return insert_audit_log(
+        session=session,
+        organization_id=principal.organization_id,
+        user_id=principal.user_id,
+        api_key_id=principal.api_key_id,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        details=body,
+        ip_address=client.ip_address,
+        user_agent=client.user_agent,
+    )
 
 
 def record_refusal(

@@ -7,11 +7,11 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-
 from core.errors import Conflict, InvalidInput, MlopsError, NotFound
 from core.validation import check_text
 from db.models import NotificationChannel
+from db.queries import channels as q
+from db.queries.notifications import channel_by_name
 from db.session import session_scope, system_session
 from services.access import Action, Principal, require
 from services.audit import authorize, record_audit
@@ -82,11 +82,7 @@ def add_channel(principal: Principal, *, name: str, channel_type: str, settings:
             with suppress(DestinationUnresolvable):
                 check_url(str(settings[field_name]), what=f"{channel_type} channel")
     with session_scope(principal.organization_id) as session:
-        existing = session.scalar(
-            select(NotificationChannel.id).where(
-                NotificationChannel.name == name, NotificationChannel.deleted_at.is_(None)
-            )
-        )
+        existing = channel_by_name(session=session, name=name)
         if existing:
             raise Conflict(f"a channel named '{name}' already exists in {principal.organization_slug}")
         channel = NotificationChannel(
@@ -113,12 +109,7 @@ def list_channels(principal: Principal) -> list[ChannelView]:
     """Every live channel of the organization, secrets redacted."""
     require(principal, Action.MODEL_READ)
     with session_scope(principal.organization_id) as session:
-        rows = session.scalars(
-            select(NotificationChannel)
-            .where(NotificationChannel.deleted_at.is_(None))
-            .order_by(NotificationChannel.name)
-        )
-        return [_view(c) for c in rows]
+        return [_view(c) for c in q.live_channels(session=session)]
 
 
 def test_channel(principal: Principal, *, name: str) -> ChannelView:
@@ -195,12 +186,7 @@ def rotate_key() -> int:
 
 
 def _reencrypt(session, box: SecretBox | None) -> int:
-    channels = session.scalars(
-        select(NotificationChannel)
-        .where(NotificationChannel.deleted_at.is_(None))
-        .order_by(NotificationChannel.id)
-        .with_for_update()
-    ).all()
+    channels = q.lock_live_channels(session=session)
     sealed = [c for c in channels if (c.configuration or {}).get("secret")]
     if not sealed:
         return 0
@@ -234,7 +220,7 @@ def set_channel_state(principal: Principal, *, name: str, state: str) -> tuple[C
     with session_scope(principal.organization_id) as session:
         channel = _by_name(session, name, lock=True)
         if state == "remove":
-            channel.deleted_at = func.now()
+            q.remove_channel(channel)
             changed = True
         else:
             active = state == "enable"
@@ -254,10 +240,7 @@ def set_channel_state(principal: Principal, *, name: str, state: str) -> tuple[C
 
 
 def _by_name(session, name: str, *, lock: bool = False) -> NotificationChannel:
-    query = select(NotificationChannel).where(
-        NotificationChannel.name == name, NotificationChannel.deleted_at.is_(None)
-    )
-    channel = session.scalar(query.with_for_update() if lock else query)
+    channel = q.live_channel(session=session, name=name, lock=lock)
     if channel is None:
         raise NotFound(f"unknown channel '{name}'")
     return channel

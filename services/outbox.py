@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from db.models import NotificationEvent
+from db.queries.outbox import insert_event
 
 TriggerType = Literal["alert", "deployment", "model_update", "experiment_complete"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
@@ -31,19 +30,14 @@ def emit_event(
     With `dedup_key`, a second event with the same key in the organization is dropped (a re-run of the same
     change); returns the new event's id, or None when it was a duplicate.
     """
-    stmt = (
-        insert(NotificationEvent)
-        .values(
-            organization_id=organization_id,
-            project_id=project_id,
-            deployment_id=deployment_id,
-            trigger_type=trigger_type,
-            event_type=event_type,
-            severity=severity,
-            payload=payload,
-            dedup_key=dedup_key,
-        )
-        .on_conflict_do_nothing(index_elements=["organization_id", "dedup_key"])
-        .returning(NotificationEvent.id)
+    return insert_event(
+        session=session,
+        organization_id=organization_id,
+        project_id=project_id,
+        deployment_id=deployment_id,
+        trigger_type=trigger_type,
+        event_type=event_type,
+        severity=severity,
+        payload=payload,
+        dedup_key=dedup_key,
     )
-    return session.execute(stmt).scalar_one_or_none()

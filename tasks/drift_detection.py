@@ -23,8 +23,9 @@ from services.outbox import emit_event
 from services.storage import allowed_uris, open_store, resolve_for_organization
 from tasks.common import IO_TASK
 from tasks.datasets import read_uri, read_window
-from tasks.drift import COLUMN_TYPES, METHODS, DatasetDrift, dataset_drift
+from tasks.drift import DatasetDrift, dataset_drift
 from tasks.drift_report import render_drift_html
+from tasks.drift_stats import COLUMN_TYPES, METHODS
 
 DEFAULT_INTERVAL_MINUTES = 60
 DEFAULT_DRIFT_THRESHOLD = 0.1  # the database default of data_drift_reports.drift_threshold

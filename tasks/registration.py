@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.numbers import require_finite
-from db.models import Model, ModelVersion, Organization
+from db.models import Model, ModelVersion
 from db.queries import registry as q
 from db.session import session_scope
 from services.access import Action, Principal, require
@@ -183,29 +181,25 @@ def _record(
     with session_scope(principal.organization_id) as session:
         project = q.project_by_slug(session=session, slug=request.project)
         model, created = _model_for(session, principal, project.id, request)
-        version_id = session.execute(
-            insert(ModelVersion)
-            .values(
-                model_id=model.id,
-                version=request.version,
-                stage="development",
-                model_file_path=artifact_uri,
-                model_size_bytes=size,
-                artifact_sha256=sha256,
-                requirements=request.requirements,
-                performance_metrics=request.metrics,
-                training_metrics=request.training_metrics,
-                model_schema=request.model_schema,
-                description=request.description,
-                created_by=principal.user_id,
-            )
-            .on_conflict_do_nothing(index_elements=["model_id", "version"])
-            .returning(ModelVersion.id)
-        ).scalar_one_or_none()
+        version_id = q.insert_version(
+            session=session,
+            model_id=model.id,
+            version=request.version,
+            stage="development",
+            model_file_path=artifact_uri,
+            model_size_bytes=size,
+            artifact_sha256=sha256,
+            requirements=request.requirements,
+            performance_metrics=request.metrics,
+            training_metrics=request.training_metrics,
+            model_schema=request.model_schema,
+            description=request.description,
+            created_by=principal.user_id,
+        )
         if version_id is None:  # registered concurrently since we looked
             known = q.find_version(session=session, model_id=model.id, version=request.version)
             return _unchanged_or_conflict(request, known, size, sha256)
-        version = session.get(ModelVersion, version_id)
+        version = q.version_by_id(session=session, version_id=version_id)
         q.record_transition(
             session=session,
             organization_id=principal.organization_id,
@@ -264,21 +258,17 @@ def _model_for(
         return existing, False
     # the organization row lock serialises model creation, so concurrent registrations cannot pass max_models
     _check_model_limit(session, principal, lock=True)
-    created_id = session.execute(
-        insert(Model)
-        .values(
-            organization_id=principal.organization_id,
-            project_id=project_id,
-            name=request.model,
-            model_type=request.model_type,
-            framework=request.framework,
-            task_type=request.task_type,
-            tags=list(request.tags) or None,
-            created_by=principal.user_id,
-        )
-        .on_conflict_do_nothing(index_elements=["organization_id", "project_id", "name"])
-        .returning(Model.id)
-    ).scalar_one_or_none()
+    created_id = q.insert_model(
+        session=session,
+        organization_id=principal.organization_id,
+        project_id=project_id,
+        name=request.model,
+        model_type=request.model_type,
+        framework=request.framework,
+        task_type=request.task_type,
+        tags=list(request.tags) or None,
+        created_by=principal.user_id,
+    )
     model = q.find_model(session=session, project_id=project_id, name=request.model)
     if created_id is not None:
         record_audit(
@@ -294,8 +284,7 @@ def _model_for(
 
 def _check_model_limit(session, principal: Principal, *, lock: bool = False) -> None:
     """Conflict when the organization already has its plan's `max_models` live models."""
-    query = select(Organization).where(Organization.id == principal.organization_id)
-    org = session.scalar(query.with_for_update() if lock else query)
+    org = q.organization_by_id(session=session, organization_id=principal.organization_id, lock=lock)
     live = q.count_live_models(session=session)
     if org.max_models is not None and live >= org.max_models:
         raise Conflict(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from db.queries import retention as q
+from db.queries import retention_data as q
 from services.access import Principal
 from services.audit import record_audit
 from tasks.retention import CategoryReport, Cutoffs, RetentionPolicy, retention_owner_session

@@ -10,11 +10,10 @@ by the next rollout or rollback once its lease has expired (its process died). P
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from prefect import task
-from sqlalchemy import func
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -168,7 +167,7 @@ def complete(principal: Principal, change: Change, steps: list[StepResult]) -> d
         restored: list[str] = []
         if change.kind == "terminate":
             q.update_deployment(
-                session=session, deployment_id=change.deployment_id, status="inactive", terminated_at=_now()
+                session=session, deployment_id=change.deployment_id, status="inactive", terminated_at=q.now()
             )
         else:
             q.update_deployment(
@@ -176,7 +175,7 @@ def complete(principal: Principal, change: Change, steps: list[StepResult]) -> d
                 deployment_id=change.deployment_id,
                 status="active",
                 model_version_id=uuid.UUID(change.target.model_version_id),
-                deployed_at=_now(),
+                deployed_at=q.now(),
                 terminated_at=None,
             )
         moved_away = change.previous and change.previous.model_version_id != change.target.model_version_id
@@ -338,10 +337,6 @@ def _detail(verdict: Verdict | None) -> str:
     return verdict.detail if verdict else ""
 
 
-def _now():
-    return func.now()
-
-
 # --- driving the platform -----------------------------------------------------------------------------------
 
 
@@ -451,10 +446,6 @@ def record_failure_task(
     principal: Principal, change: Change, steps: list[StepResult], error: str, revert: Verdict | None
 ) -> dict[str, Any]:
     return record_failure(principal, change, steps, error, revert)
-
-
-def change_json(change: Change) -> dict[str, Any]:
-    return asdict(change)
 
 
 def revert_promotion(

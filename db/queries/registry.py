@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased
 
 from core.errors import NotFound
@@ -17,6 +18,7 @@ from db.models import (
     Model,
     ModelStageTransition,
     ModelVersion,
+    Organization,
     Project,
     User,
 )
@@ -83,6 +85,53 @@ def production_versions(*, session: Session, model_id: uuid.UUID) -> list[ModelV
 def count_live_models(*, session: Session) -> int:
     """Live models of the session's organization (RLS scopes the count)."""
     return session.scalar(select(func.count()).select_from(Model).where(Model.deleted_at.is_(None))) or 0
+
+
+def organization_by_id(*, session: Session, organization_id: uuid.UUID, lock: bool = False) -> Organization:
+    """The organization's row (its plan's limits); with `lock`, row-locked: concurrent registrations then create
+    models one at a time, so none passes `max_models`."""
+    query = select(Organization).where(Organization.id == organization_id)
+    return session.scalar(query.with_for_update() if lock else query)
+
+
+def insert_model(
+    *,
+    session: Session,
+    organization_id: uuid.UUID,
+    project_id: uuid.UUID,
+    name: str,
+    model_type: str | None,
+    framework: str | None,
+    task_type: str | None,
+    tags: list[str] | None,
+    created_by: uuid.UUID | None,
+) -> uuid.UUID | None:
+    """The new model's id; None when the project has one of that name already (created concurrently)."""
+    return session.execute(
+        insert(Model)
+        .values(
+            organization_id=organization_id,
+            project_id=project_id,
+            name=name,
+            model_type=model_type,
+            framework=framework,
+            task_type=task_type,
+            tags=tags,
+            created_by=created_by,
+        )
+        .on_conflict_do_nothing(index_elements=["organization_id", "project_id", "name"])
+        .returning(Model.id)
+    ).scalar_one_or_none()
+
+
+def insert_version(*, session: Session, model_id: uuid.UUID, version: str, **values: Any) -> uuid.UUID | None:
+    """The new version's id (`values`: its other columns); None when the model has that version already."""
+    return session.execute(
+        insert(ModelVersion)
+        .values(model_id=model_id, version=version, **values)
+        .on_conflict_do_nothing(index_elements=["model_id", "version"])
+        .returning(ModelVersion.id)
+    ).scalar_one_or_none()
 
 
 def hours_in_current_stage(*, session: Session, version_id: uuid.UUID, stage: str) -> float | None:

@@ -211,6 +211,11 @@ def update_deployment(*, session: Session, deployment_id: uuid.UUID, **values: A
     session.execute(update(Deployment).where(Deployment.id == deployment_id).values(**values))
 
 
+def now() -> Any:
+    """The transaction's `now()`, as a value for `update_deployment` (the database evaluates it)."""
+    return func.now()
+
+
 def anomalies_since(*, session: Session, deployment_id: uuid.UUID, since: datetime) -> int:
     """Monitoring points of the deployment recorded since `since` that are anomalous: flagged, or outside
     their own thresholds."""

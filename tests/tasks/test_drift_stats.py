@@ -1,4 +1,5 @@
-"""tasks.drift: per-column verdicts identical to Evidently 0.7.23's DataDriftPreset, and the pure helpers."""
+"""tasks.drift and tasks.drift_stats: per-column verdicts identical to Evidently 0.7.23's DataDriftPreset, and the
+pure helpers."""
 
 from __future__ import annotations
 
@@ -15,24 +16,20 @@ import pytest
 from scipy import stats
 
 from core.errors import InvalidInput
-from tasks.drift import (
+from tasks.drift import ColumnDrift, column_drift, dataset_drift, infer_column_types, summarize
+from tasks.drift_stats import (
     EVIDENTLY_DISPLAY_NAMES,
     METHODS,
     STAT_TESTS,
-    ColumnDrift,
     chisquare_p_value,
-    column_drift,
-    dataset_drift,
     default_method,
     evidently_std,
     fill_empty_bins,
     histogram_counts,
-    infer_column_types,
     jensenshannon_value,
     normed_wasserstein,
     psi_value,
     sturges_bin_edges,
-    summarize,
     z_test_p_value,
 )
 
