@@ -40,7 +40,7 @@ def test_a_second_demo_duplicates_nothing(fresh_db, tmp_path, monkeypatch, prefe
     assert "1.1.0: staging -> production (promoted by admin@acme.example)" in text, text
     assert "pass  drift                fraud-api-staging: no drift in the report ending" in text, text
     printed = {normalised(line) for line in text.splitlines()}
-    missing = [line for line in readme_sample() if normalised(line) not in printed]
+    missing = [line for line in readme_sample() if normalised(line) not in printed and not clock_bound(line)]
     assert not missing, "the README's sample output differs from what the demo prints:\n" + "\n".join(missing)
     before = {name: db.one(sql) for name, sql in COUNTS.items()}
     audit = {r["action"]: r["count"] for r in db.all("SELECT action, count(*) FROM audit_logs GROUP BY action")}
@@ -99,6 +99,12 @@ def normalised(line: str) -> str:
     for pattern, replacement in VARIABLE:
         line = re.sub(pattern, replacement, line)
     return line.rstrip()
+
+
+def clock_bound(line: str) -> bool:
+    """The rollup counts and the hourly latency table: the demo seeds its monitoring points relative to the time it
+    runs, so how they fall into hour and day buckets depends on the time of day."""
+    return "bucket" in line or bool(re.match(r" {3}(\d{4}-\d{2}-\d{2}|…) +\d{2}:00  n=", line))
 
 
 def readme_sample() -> list[str]:
