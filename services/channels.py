@@ -15,7 +15,7 @@ from db.queries.notifications import channel_by_name
 from db.session import session_scope, system_session
 from services.access import Action, Principal, require
 from services.audit import authorize, record_audit
-from services.netguard import DestinationRefused, DestinationUnresolvable, check_url
+from services.netguard import DestinationRefused, DestinationUnresolvable, check_host, check_url
 from services.secrets import (
     Redacted,
     SecretBox,
@@ -81,6 +81,9 @@ def add_channel(principal: Principal, *, name: str, channel_type: str, settings:
             # a name that does not resolve yet reaches nothing; it is checked again before every send
             with suppress(DestinationUnresolvable):
                 check_url(str(settings[field_name]), what=f"{channel_type} channel")
+    if channel_type == "email":
+        with suppress(DestinationUnresolvable):
+            check_host(str(settings["smtp_host"]), int(settings["smtp_port"]), what="email channel")
     with session_scope(principal.organization_id) as session:
         existing = channel_by_name(session=session, name=name)
         if existing:

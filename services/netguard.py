@@ -1,10 +1,11 @@
 """Where notification channels may send: public addresses only, unless the operator allows a host by name.
 
-A channel's URL is chosen by a tenant; without this check `channels add` + `channels test` would let any
-organization admin make the control plane POST to the cloud metadata service (169.254.169.254), the database
-host or any other internal address. The check runs on the addresses the name resolves to (so a public name
-pointing at 127.0.0.1 is refused too), at `channels add` and again just before each delivery (the DNS answer
-may have changed since). Senders never follow redirects, so an allowed host cannot bounce a request inward.
+A channel's URL (or an e-mail channel's SMTP host) is chosen by a tenant; without this check `channels add` +
+`channels test` would let any organization admin make the control plane POST to the cloud metadata service
+(169.254.169.254), or talk SMTP to the database host or any other internal address. The check runs on the
+addresses the name resolves to (so a public name pointing at 127.0.0.1 is refused too), at `channels add` and
+again just before each delivery (the DNS answer may have changed since). Senders never follow redirects, so an
+allowed host cannot bounce a request inward.
 
 `MLOPS_ALLOWED_NOTIFY_HOSTS` (comma-separated host names or IP addresses, compared case-insensitively and
 exactly as written in the URL) lets an on-premises receiver on a private address through.
@@ -52,15 +53,22 @@ def check_url(url: str, *, what: str = "channel") -> None:
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https") or not host:
         raise DestinationRefused(f"{what}: the URL must be http(s) with a host")
-    if host in allowed_hosts():
-        return
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise DestinationRefused(f"{what}: the URL's port is not a number from 1 to 65535") from None
+    check_host(host, port, what=what)
+
+
+def check_host(host: str, port: int, *, what: str = "channel") -> None:
+    """The same rule for a bare host and port (an e-mail channel's SMTP server): public addresses only, unless
+    the host is on the allow list."""
+    host = host.lower().strip("[]")
+    if host in allowed_hosts():
+        return
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
+    except (socket.gaierror, UnicodeError, ValueError):
         raise DestinationUnresolvable(f"{what}: host '{host}' does not resolve") from None
     if not infos or not all(is_public(str(info[4][0])) for info in infos):
         raise DestinationRefused(

@@ -24,7 +24,7 @@ import httpx
 
 from core.errors import InvalidInput, MlopsError, TransientError
 from core.validation import check_email, check_text
-from services.netguard import DestinationUnresolvable, check_url
+from services.netguard import DestinationUnresolvable, check_host, check_url
 
 # httpx logs every request's full URL at INFO, and webhook URLs carry tokens: keep those loggers quiet.
 for _name in ("httpx", "httpcore"):
@@ -243,6 +243,10 @@ def _send_email(settings: dict[str, Any], *, title: str, text: str, timeout: flo
     message["To"] = ", ".join(to_addrs)
     message.set_content(text)
     try:
+        check_host(settings["smtp_host"], int(settings["smtp_port"]), what="email channel")  # again now, as for URLs
+    except DestinationUnresolvable as exc:
+        raise _failure(TransientError, str(exc)) from None
+    try:
         with smtplib.SMTP(settings["smtp_host"], int(settings["smtp_port"]), timeout=timeout) as smtp:
             if settings.get("starttls"):
                 smtp.starttls(context=ssl.create_default_context())
@@ -333,6 +337,12 @@ def send_email_message(settings: dict[str, Any], message: EmailMessage) -> SendR
     """Send a built message over SMTP (optional STARTTLS and login); the answer as a `SendResult`."""
     timeout = float(settings.get("timeout_seconds", 10))
     to_addrs = settings["to_addrs"] if isinstance(settings["to_addrs"], list) else [settings["to_addrs"]]
+    try:
+        check_host(settings["smtp_host"], int(settings["smtp_port"]), what="email channel")  # again now
+    except DestinationUnresolvable as exc:
+        return SendResult(None, error=str(exc), kind="retry")
+    except InvalidInput as exc:
+        return SendResult(None, error=str(exc), kind="permanent")
     try:
         with smtplib.SMTP(settings["smtp_host"], int(settings["smtp_port"]), timeout=timeout) as smtp:
             if settings.get("starttls"):

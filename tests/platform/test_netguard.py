@@ -93,3 +93,38 @@ class TestChannels:
         with pytest.raises(netguard.DestinationRefused):
             channels.test_channel(admin, name="hook")
         assert http_peer.requests == []
+
+    def test_an_email_channels_smtp_host_is_held_to_the_same_rule(self, tenants_db, smtp_peer, monkeypatch):
+        """A tenant's SMTP host must not reach inside either: refused at `add`, and again before each send."""
+        from email.message import EmailMessage
+
+        from services.senders import send_email_message
+
+        url, _, _ = tenants_db
+        admin = resolve_principal(organization="alpha", as_email="admin@alpha.example")
+        settings = {
+            "smtp_host": smtp_peer.host,
+            "smtp_port": smtp_peer.port,
+            "from_addr": "mlops@alpha.example",
+            "to_addrs": ["ops@alpha.example"],
+        }
+        monkeypatch.setenv(netguard.ALLOWED_HOSTS_ENV, "")
+        with pytest.raises(netguard.DestinationRefused, match="email channel: host '127.0.0.1'"):
+            channels.add_channel(admin, name="mail", channel_type="email", settings=settings)
+        engine = create_engine(url, poolclass=pool.NullPool)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM notification_channels WHERE name = 'mail'")).scalar() == 0
+        engine.dispose()
+
+        monkeypatch.setenv(netguard.ALLOWED_HOSTS_ENV, "127.0.0.1")  # an operator allows the on-premises relay
+        channels.add_channel(admin, name="mail", channel_type="email", settings=settings)
+        assert channels.test_channel(admin, name="mail") is not None and len(smtp_peer.messages) == 1
+        monkeypatch.setenv(netguard.ALLOWED_HOSTS_ENV, "")  # ... and withdraws it: nothing is sent any more
+        with pytest.raises(netguard.DestinationRefused):
+            channels.test_channel(admin, name="mail")
+        message = EmailMessage()
+        message["Subject"] = "dispatch"
+        message.set_content("x")
+        result = send_email_message(settings, message)
+        assert result.kind == "permanent" and "internal address" in (result.error or "")
+        assert len(smtp_peer.messages) == 1
