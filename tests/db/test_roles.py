@@ -128,6 +128,22 @@ class TestGrants:
             s.execute(text("UPDATE organizations SET name = 'Alpha Renamed'"))
         assert owner_rows(url, "SELECT name FROM organizations WHERE id = :o", o=alpha["org"])[0][0] == "Alpha Renamed"
 
+    def test_the_storage_allow_list_is_the_operators_not_the_applications(self, tenants_db):
+        """`settings.storage.allowed_uris` reaches S3 with the workers' credentials: mlops_app cannot write it
+        (revision 0015), while the rest of `settings` (the retention policy) stays the organization's."""
+        url, alpha, _ = tenants_db
+        grab = """UPDATE organizations SET settings = settings || '{"storage": {"allowed_uris": ["s3://other/"]}}'"""
+        with session_scope(alpha["org"]) as s:
+            assert "set by the platform operator" in refused(s, grab)
+            s.execute(
+                text("""UPDATE organizations SET settings = settings || '{"retention": {"audit_logs_days": 400}}'""")
+            )
+        with system_session() as s:  # platform administration may set it
+            s.execute(text(grab + " WHERE id = :o"), {"o": alpha["org"]})
+        (settings,) = owner_rows(url, "SELECT settings FROM organizations WHERE id = :o", o=alpha["org"])[0]
+        assert settings["storage"] == {"allowed_uris": ["s3://other/"]}
+        assert settings["retention"] == {"audit_logs_days": 400}
+
     def test_users_and_memberships_are_read_only_for_the_application(self, tenants_db):
         _, alpha, _ = tenants_db
         with session_scope(alpha["org"]) as s:
