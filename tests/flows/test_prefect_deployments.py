@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -127,14 +128,21 @@ def test_deployment_run_watch_exit_codes_and_identity(worker_env, tenants_db):
     admin = api_key(worker_env, "admin@alpha.example", "models:promote")
     developer = api_key(worker_env, "developer@alpha.example", "models:promote")
 
-    unauthenticated = run_promotion(worker_env, "1.2.0", "staging", "admin@alpha.example")
+    # four independent runs, submitted at once as CI jobs would (none changes what another one reads)
+    with ThreadPoolExecutor(max_workers=4) as runs:
+        unauthenticated, claimed, rejected, promoted = runs.map(
+            lambda args: run_promotion(worker_env, *args),
+            [
+                ("1.2.0", "staging", "admin@alpha.example"),
+                # a developer's key cannot promote to production, whatever `actor` says
+                ("1.1.0", "production", "admin@alpha.example", developer),
+                ("1.1.0", "production", "admin@alpha.example", admin),
+                ("1.2.0", "staging", "someone@else.example", developer),
+            ],
+        )
     assert unauthenticated.returncode == 1 and "Failed" in unauthenticated.stdout
-    # a developer's key cannot promote to production, whatever `actor` says
-    claimed = run_promotion(worker_env, "1.1.0", "production", "admin@alpha.example", developer)
     assert claimed.returncode == 1
-    rejected = run_promotion(worker_env, "1.1.0", "production", "admin@alpha.example", admin)
     assert rejected.returncode == 1 and "Failed" in rejected.stdout
-    promoted = run_promotion(worker_env, "1.2.0", "staging", "someone@else.example", developer)
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     assert stages(url) == {"1.0.0": "production", "1.1.0": "staging", "1.2.0": "staging"}
 
