@@ -113,10 +113,11 @@ def run_name(template: str) -> Callable[[], str]:
 
 
 def slug(value: Any) -> str:
-    """`Credit Card Fraud Model` -> `credit-card-fraud-model`; `acme/fraud/api` -> `acme-fraud-api`; None -> ''."""
+    """`Credit Card Fraud Model` -> `credit-card-fraud-model`; `acme/fraud/api` -> `acme-fraud-api`; None -> ''.
+    At most 60 characters: a parameter is named before the flow validates it, and a name is for reading."""
     if value is None or value is False:
         return ""
-    return re.sub(r"[^a-z0-9.]+", "-", str(value).lower()).strip("-")
+    return re.sub(r"[^a-z0-9.]+", "-", str(value)[:200].lower()).strip("-")[:60].strip("-")
 
 
 def in_flow_run() -> bool:

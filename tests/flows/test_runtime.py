@@ -78,6 +78,8 @@ def test_prefect_names_the_run_from_its_parameters(prefect_harness):
             "detect-drift-acme-fraud-detection-fraud-api-prod-production",
         ),
         ("detect_drift", {"organization": "acme"}, "detect-drift-acme"),
+        # a huge or binary parameter still gives a short, plain name (the flow refuses the value itself)
+        ("detect_drift", {"organization": "\x00é" + "a" * 100_000}, "detect-drift-" + "a" * 60),
         (
             "rollout_deployment",
             {"deployment": "fraud-api-prod", "environment": "production", "version": "1.1.0"},
