@@ -63,15 +63,26 @@ def check_url(url: str, *, what: str = "channel") -> None:
 def check_host(host: str, port: int, *, what: str = "channel") -> None:
     """The same rule for a bare host and port (an e-mail channel's SMTP server): public addresses only, unless
     the host is on the allow list."""
+    if host.lower().strip("[]") in allowed_hosts():
+        return  # the operator vouches for it; it need not resolve from here at `channels add`
+    resolve_checked(host, port, what=what)
+
+
+def resolve_checked(host: str, port: int, *, what: str = "channel") -> list[str]:
+    """The addresses `host` resolves to, once every one of them passed the rule above (an allow-listed host's
+    addresses are not checked). Connecting to one of these, rather than resolving the name again, is what
+    keeps a name that answers differently the second time (DNS rebinding) from reaching an internal address."""
     host = host.lower().strip("[]")
-    if host in allowed_hosts():
-        return
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, ValueError):
         raise DestinationUnresolvable(f"{what}: host '{host}' does not resolve") from None
-    if not infos or not all(is_public(str(info[4][0])) for info in infos):
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if host in allowed_hosts():
+        return addresses
+    if not addresses or not all(is_public(address) for address in addresses):
         raise DestinationRefused(
             f"{what}: host '{host}' is a loopback, private, link-local or otherwise internal address; "
             f"an operator can allow it with {ALLOWED_HOSTS_ENV}"
         )
+    return addresses

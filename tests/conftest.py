@@ -30,5 +30,6 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.prefect",
     "tests.fixtures.peers",
+    "tests.fixtures.hostile",
     "tests.fixtures.cli",
 ]
