@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import median_seconds, print_table, write_results
-from tasks.drift import DatasetDrift, dataset_drift
-from tasks.drift_stats import EVIDENTLY_DISPLAY_NAMES
+from tasks.drift.arrays import EVIDENTLY_DISPLAY_NAMES
+from tasks.drift.verdicts import DatasetDrift, dataset_drift
 
 SIZES = (500, 200_000)
 OURS_REPEAT = 5

@@ -17,10 +17,10 @@ from demo.seed import ADMIN, ORG
 from flows.notification_dispatch import dispatch_notifications
 from flows.runtime import run_flow
 from services.auth import resolve_principal
-from services.channels import seal
 from services.secrets import secret_box
-from tasks.notification_messages import sign
-from tasks.notification_rules import TRIGGER_TYPES
+from tasks.notifications.channels import seal
+from tasks.notifications.messages import sign
+from tasks.notifications.rules import TRIGGER_TYPES
 
 Echo = Callable[[str], None]
 CHANNEL = "demo-receiver"

@@ -21,14 +21,9 @@ from flows.runtime import (
     publish_table,
     run_name,
 )
-from tasks.drift_detection import (
-    DriftOutcome,
-    authorize_drift_run,
-    detect_deployment_drift,
-    explicit_window,
-    list_targets,
-)
-from tasks.identity import authenticate_on_demand
+from tasks.drift.rules import DriftOutcome, explicit_window
+from tasks.drift.tasks import authorize_drift_run, detect_deployment_drift, list_targets
+from tasks.shared.identity import authenticate_on_demand
 
 MAX_CONCURRENT_DEPLOYMENTS = 4
 

@@ -7,15 +7,11 @@ from typing import Any
 
 from prefect import flow
 
+from core.errors import AggregationFailed
 from flows.runtime import call, expected_outcomes, logger, map_calls, publish_table
-from tasks.metrics import (
-    AggregationFailed,
-    OrganizationRun,
-    evaluate_alerts,
-    list_organizations,
-    roll_up_organization,
-    summarise_experiments,
-)
+from tasks.metrics.service import OrganizationRun
+from tasks.metrics.tasks import evaluate_alerts, roll_up_organization, summarise_experiments
+from tasks.shared.organizations import list_organizations
 
 
 def _run_name() -> str:

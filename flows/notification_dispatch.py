@@ -6,9 +6,11 @@ from typing import Any
 
 from prefect import flow
 
+from core.errors import DispatchFailed
 from flows.runtime import call, expected_outcomes, logger, map_calls, publish_table
-from tasks.metrics import list_organizations
-from tasks.notification_dispatch import DispatchFailed, DispatchSettings, OrganizationDispatch, fan_out, send_due
+from tasks.notifications.service import DispatchSettings, OrganizationDispatch
+from tasks.notifications.tasks import fan_out, send_due
+from tasks.shared.organizations import list_organizations
 
 
 def _run_name() -> str:

@@ -7,15 +7,15 @@ from typing import Annotated, Any, Literal
 from prefect import flow
 from pydantic import Field
 
-from core.errors import GateRejected, MlopsError
+from core.errors import GateRejected, MlopsError, RolloutFailed
 from flows.rollout import rollback_deployment, rollout_deployment
 from flows.runtime import call, expected_outcomes, in_flow_run, logger, publish_markdown, run_name
 from services.access import Principal
-from tasks.identity import authenticate
-from tasks.promotion import PromotionOutcome, PromotionRequest, promote_task
-from tasks.promotion_report import promotion_markdown
-from tasks.rollout import revert_promotion_task
-from tasks.rollout_rules import RolloutFailed
+from tasks.promotion.report import promotion_markdown
+from tasks.promotion.service import PromotionOutcome, PromotionRequest
+from tasks.promotion.tasks import promote_task
+from tasks.registry.tasks import revert_promotion_task
+from tasks.shared.identity import authenticate
 
 
 @flow(

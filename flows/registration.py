@@ -10,8 +10,9 @@ from pydantic import Field
 
 from flows.runtime import call, expected_outcomes, logger, publish_markdown, run_name
 from services.auth import acting_principal
-from tasks.identity import authenticate
-from tasks.registration import RegistrationRequest, register_task, stage_local_artifact
+from tasks.registry.service import RegistrationRequest, stage_local_artifact
+from tasks.registry.tasks import register_task
+from tasks.shared.identity import authenticate
 
 
 @flow(

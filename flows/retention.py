@@ -11,14 +11,13 @@ from pydantic import Field
 
 from core.errors import InvalidInput
 from flows.runtime import call, expected_outcomes, logger, publish_markdown, publish_table
-from tasks.retention import (
-    OrgReport,
+from tasks.retention.maintenance import run_lock
+from tasks.retention.rules import OrgReport, table_rows
+from tasks.retention.tasks import (
     authenticate_retention_run,
     authorize_retention_run,
     enforce_organization,
     list_retention_plans,
-    run_lock,
-    table_rows,
 )
 
 MAX_BATCH = 100_000

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from prefect import flow
 from pydantic import Field
 
+from core.errors import RolloutFailed
 from flows.runtime import call, expected_outcomes, logger, publish_markdown, run_name
-from tasks.identity import authenticate
-from tasks.rollout import (
-    Change,
-    ChangeRequest,
+from tasks.rollout.plan import Change, ChangeRequest
+from tasks.rollout.report import change_markdown
+from tasks.rollout.rules import Overrides, StepResult
+from tasks.rollout.tasks import (
     begin_task,
     complete_task,
     plan_rollback_task,
@@ -23,8 +24,7 @@ from tasks.rollout import (
     step_task,
     stop_serving_task,
 )
-from tasks.rollout_report import change_markdown
-from tasks.rollout_rules import Overrides, RolloutFailed, StepResult
+from tasks.shared.identity import authenticate
 
 Org = Annotated[str, Field(description="Organization slug, e.g. acme")]
 Project = Annotated[str | None, Field(description="Project slug, e.g. fraud-detection")]

@@ -103,8 +103,8 @@ def drift_compare(
 ) -> None:
     """Compare two datasets column by column (Evidently's default tests) without touching the database.
     Exit 0 without dataset drift, 1 with it."""
-    from tasks.datasets import read_uri
-    from tasks.drift import dataset_drift
+    from tasks.drift.datasets import read_uri
+    from tasks.drift.verdicts import dataset_drift
 
     types = read_json(column_types, "--column-types") if column_types else None
     methods = parse_pairs(method or [], "--method", str)
@@ -132,7 +132,7 @@ def drift_compare(
         drift_threshold=drift_threshold,
     )
     if html_path is not None:
-        from tasks.drift_report import render_drift_html
+        from tasks.drift.report import render_drift_html
 
         page = render_drift_html(
             result, reference_frame, current_frame, title="Data drift", subtitle=f"{reference} vs {current}"

@@ -37,7 +37,7 @@ def register(
     """Register a trained version in development (runs flow register-model-version)."""
     from flows.registration import register_model_version, upload_local_artifact
     from flows.runtime import run_flow
-    from tasks.registry import parse_model_ref
+    from tasks.registry.rules import parse_model_ref
 
     org, project, model = parse_model_ref(model_ref)
     # lengths of the columns these land in (models.name 255, model_versions.version 50, the model's kind 100):
@@ -99,7 +99,7 @@ def promote(
     """Promote a version through its gates (runs flow promote-model). Exit 1 when a gate rejects it, also with
     --dry-run (exit 0: the gates would pass)."""
     from core.errors import GateRejected
-    from tasks.registry import parse_model_ref, validate_stage
+    from tasks.registry.rules import parse_model_ref, validate_stage
 
     org, project, model = parse_model_ref(model_ref)
     validate_stage(to_stage)
@@ -190,7 +190,7 @@ def history(
 ) -> None:
     """Stage transitions of a model, or which version held production at a point in time."""
     from services.history import model_history, production_at
-    from tasks.registry import parse_model_ref
+    from tasks.registry.rules import parse_model_ref
 
     org, project, model = parse_model_ref(model_ref)
     principal = principal_for(org, as_email)

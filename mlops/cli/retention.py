@@ -48,7 +48,7 @@ def retention(
 
 
 def _print_summary(summary: dict) -> None:
-    from tasks.retention import CategoryReport, OrgReport, table_rows
+    from tasks.retention.rules import CategoryReport, OrgReport, table_rows
 
     reports = [
         OrgReport(**{**r, "categories": [CategoryReport(**c) for c in r["categories"]]})
@@ -86,7 +86,7 @@ def restore(
     as_json: JsonOption = False,
 ) -> None:
     """Load an archived month back into the database, byte for byte; rerunning it inserts nothing twice."""
-    from tasks.retention_run import restore_audit_month
+    from tasks.retention.service import restore_audit_month
 
     if category != "audit_logs":
         raise InvalidInput(f"only audit_logs archives can be restored, not '{category}'")
@@ -113,7 +113,7 @@ def restore(
 @app.command("archives")
 def archives(organization: OrgOption = None, as_json: JsonOption = False) -> None:
     """List the archived months (from the archive ledger), per organization."""
-    from tasks.retention_run import list_archive_records
+    from tasks.retention.service import list_archive_records
 
     records = list_archive_records(organization)
     if as_json:

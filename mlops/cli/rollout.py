@@ -47,9 +47,10 @@ def rollout(
 ) -> None:
     """Roll a version out in traffic steps (flow rollout-deployment); a failed step rolls back by itself.
     Exit 1 when it failed (and was reverted) or another rollout of the deployment is running."""
+    from core.errors import RolloutFailed
     from flows.rollout import rollout_deployment
     from flows.runtime import run_flow
-    from tasks.rollout_rules import Overrides, RolloutFailed, parse_steps, validate_overrides
+    from tasks.rollout.rules import Overrides, parse_steps, validate_overrides
 
     org, project, name = parse_ref(deployment_ref, environment)
     parsed_steps = list(parse_steps(steps)) if steps is not None else None
@@ -87,9 +88,9 @@ def rollback(
 ) -> None:
     """Give the deployment's traffic back to the previous completed version (flow rollback-deployment); in
     production the registry follows. Repeating it changes nothing."""
+    from core.errors import RolloutFailed
     from flows.rollout import rollback_deployment
     from flows.runtime import run_flow
-    from tasks.rollout_rules import RolloutFailed
 
     org, project, name = parse_ref(deployment_ref, environment)
     try:
@@ -118,9 +119,9 @@ def terminate(
 ) -> None:
     """Stop serving (flow terminate-deployment): the platform gets no traffic, the deployment becomes inactive.
     Repeating it changes nothing."""
+    from core.errors import RolloutFailed
     from flows.rollout import terminate_deployment
     from flows.runtime import run_flow
-    from tasks.rollout_rules import RolloutFailed
 
     org, project, name = parse_ref(deployment_ref, environment)
     try:
@@ -177,7 +178,7 @@ def deployments(
     """Every deployment of the organization: status, version, traffic and last action."""
     if ctx.invoked_subcommand is not None:
         return
-    from tasks.rollout import list_deployments
+    from tasks.rollout.service import list_deployments
 
     rows = list_deployments(principal_for(organization, as_email))
     if as_json:
@@ -204,7 +205,8 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """One deployment's history, newest first: action, version, status, who, when, error."""
-    from tasks.rollout import ChangeRequest, deployment_history
+    from tasks.rollout.plan import ChangeRequest
+    from tasks.rollout.service import deployment_history
 
     org, project, name = parse_ref(deployment_ref, environment)
     request = ChangeRequest(organization=org, project=project, deployment=name, environment=environment)
