@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.vocabulary import TriggerType
 from db.models import NotificationChannel, NotificationRule
 from db.session import session_scope
 from demo.seed import ADMIN, ORG
@@ -20,7 +21,6 @@ from services.auth import resolve_principal
 from services.secrets import secret_box
 from tasks.notifications.channels import seal
 from tasks.notifications.messages import sign
-from tasks.notifications.rules import TRIGGER_TYPES
 
 Echo = Callable[[str], None]
 CHANNEL = "demo-receiver"
@@ -86,7 +86,7 @@ def _point_channel_at(url: str) -> bool:
             session.flush()
         else:
             channel.configuration = config
-        for trigger in TRIGGER_TYPES:
+        for trigger in TriggerType:
             exists = session.scalar(
                 select(NotificationRule.id).where(
                     NotificationRule.channel_id == channel.id, NotificationRule.trigger_type == trigger

@@ -14,6 +14,7 @@ import typer.core
 
 from core.errors import InvalidInput
 from core.validation import check_json_value
+from core.vocabulary import Environment, one_of
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -57,16 +58,12 @@ def has_identity(as_email: str | None) -> bool:
     return bool(as_email or api_key_from_env())
 
 
-ENVIRONMENTS = ("development", "staging", "production")
-
-
 def parse_deployment_ref(ref: str, environment: str) -> tuple[str, str, str]:
     """(organization, project, deployment) of `ORG/PROJECT/DEPLOYMENT`, with `--env` checked."""
     parts = ref.split("/")
-    if len(parts) != 3 or not all(parts):
-        raise InvalidInput(f"'{ref}' is not ORG/PROJECT/DEPLOYMENT")
-    if environment not in ENVIRONMENTS:
-        raise InvalidInput(f"--env must be one of {', '.join(ENVIRONMENTS)}, got '{environment}'")
+    if len(parts) != 3 or not all(p.strip() for p in parts):
+        raise InvalidInput(f"'{ref}' is not ORG/PROJECT/DEPLOYMENT (e.g. acme/fraud-detection/fraud-api-prod)")
+    one_of(Environment, environment, "--env")
     return parts[0], parts[1], parts[2]
 
 

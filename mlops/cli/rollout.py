@@ -6,10 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from core.errors import InvalidInput
-from mlops.cli.common import AsOption, JsonOption, OrgOption, command_app, echo_json, principal_for
-
-ENVIRONMENTS = ("development", "staging", "production")
+from mlops.cli.common import (
+    AsOption,
+    JsonOption,
+    OrgOption,
+    command_app,
+    echo_json,
+    parse_deployment_ref,
+    principal_for,
+)
 
 Ref = Annotated[str, typer.Argument(metavar="ORG/PROJECT/DEPLOYMENT", help="The deployment.")]
 EnvOption = Annotated[str, typer.Option("--env", help="development, staging or production.")]
@@ -19,16 +24,6 @@ deployments_app = command_app(
     invoke_without_command=True,
     no_args_is_help=False,
 )
-
-
-def parse_ref(ref: str, environment: str) -> tuple[str, str, str]:
-    """`ORG/PROJECT/DEPLOYMENT` and --env, validated."""
-    parts = ref.split("/")
-    if len(parts) != 3 or not all(p.strip() for p in parts):
-        raise InvalidInput(f"'{ref}' is not ORG/PROJECT/DEPLOYMENT (e.g. acme/fraud-detection/fraud-api-prod)")
-    if environment not in ENVIRONMENTS:
-        raise InvalidInput(f"--env must be one of {', '.join(ENVIRONMENTS)}, got '{environment}'")
-    return parts[0], parts[1], parts[2]
 
 
 def rollout(
@@ -52,7 +47,7 @@ def rollout(
     from flows.runtime import run_flow
     from tasks.rollout.rules import Overrides, parse_steps, validate_overrides
 
-    org, project, name = parse_ref(deployment_ref, environment)
+    org, project, name = parse_deployment_ref(deployment_ref, environment)
     parsed_steps = list(parse_steps(steps)) if steps is not None else None
     validate_overrides(Overrides(bake_seconds=bake, health_timeout_seconds=health_timeout))
     try:
@@ -92,7 +87,7 @@ def rollback(
     from flows.rollout import rollback_deployment
     from flows.runtime import run_flow
 
-    org, project, name = parse_ref(deployment_ref, environment)
+    org, project, name = parse_deployment_ref(deployment_ref, environment)
     try:
         summary = run_flow(
             rollback_deployment,
@@ -123,7 +118,7 @@ def terminate(
     from flows.rollout import terminate_deployment
     from flows.runtime import run_flow
 
-    org, project, name = parse_ref(deployment_ref, environment)
+    org, project, name = parse_deployment_ref(deployment_ref, environment)
     try:
         summary = run_flow(
             terminate_deployment,
@@ -208,7 +203,7 @@ def history(
     from tasks.rollout.plan import ChangeRequest
     from tasks.rollout.service import deployment_history
 
-    org, project, name = parse_ref(deployment_ref, environment)
+    org, project, name = parse_deployment_ref(deployment_ref, environment)
     request = ChangeRequest(organization=org, project=project, deployment=name, environment=environment)
     rows = deployment_history(principal_for(org, as_email), request)
     if as_json:

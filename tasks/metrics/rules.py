@@ -13,11 +13,11 @@ from typing import Any
 
 from core.errors import InvalidInput
 from core.numbers import require_finite
-from core.vocabulary import Severity, values
+from core.vocabulary import ALERT_SEVERITIES
 from db.queries.metrics import BucketKey, RollupRow
 
 STATISTICS = ("p50", "p95", "p99", "mean", "min", "max")
-SEVERITIES = values(Severity)[1:]  # an alert is never `info`
+SEVERITIES = tuple(s.value for s in ALERT_SEVERITIES)
 # Documented defaults (README, "Metric alerts"); a deployment overrides or disables them in
 # deployment_config["monitoring"]["alerts"].
 DEFAULT_ALERT_RULES: dict[str, dict[str, Any]] = {

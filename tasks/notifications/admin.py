@@ -8,16 +8,13 @@ import uuid
 from typing import Any
 
 from core.errors import Conflict, InvalidInput, NotFound
+from core.vocabulary import AlertStatus, DeliveryStatus, Environment, TriggerType, one_of
 from db.queries import notifications as q
 from db.session import session_scope
 from services.access import Action, Principal, require
 from services.audit import authorize, record_audit
 from services.outbox import emit_event
-from tasks.notifications.rules import TRIGGER_TYPES, parse_conditions
-
-DELIVERY_STATUSES = ("pending", "sending", "delivered", "failed", "dead")
-ALERT_STATUSES = ("open", "acknowledged", "resolved")
-ENVIRONMENTS = ("development", "staging", "production")
+from tasks.notifications.rules import parse_conditions
 
 
 def parse_id(value: str, what: str) -> uuid.UUID:
@@ -38,13 +35,12 @@ def add_rule(
     conditions: Any = None,
 ) -> dict[str, Any]:
     """Create a rule (organization admins): organization-wide, for a project, or for one deployment."""
-    if trigger not in TRIGGER_TYPES:
-        raise InvalidInput(f"--trigger must be one of {', '.join(TRIGGER_TYPES)}, got '{trigger}'")
+    one_of(TriggerType, trigger, "--trigger")
     parse_conditions(conditions)  # malformed conditions are refused here, and skipped at dispatch
     if (deployment is None) != (environment is None):
         raise InvalidInput("--deployment and --env go together")
-    if environment is not None and environment not in ENVIRONMENTS:
-        raise InvalidInput(f"--env must be one of {', '.join(ENVIRONMENTS)}, got '{environment}'")
+    if environment is not None:
+        one_of(Environment, environment, "--env")
     authorize(
         principal,
         Action.CHANNEL_MANAGE,
@@ -107,8 +103,8 @@ def list_rules(principal: Principal) -> list[dict[str, Any]]:
 
 
 def list_deliveries(principal: Principal, *, status: str | None, limit: int = 100) -> list[dict[str, Any]]:
-    if status is not None and status not in DELIVERY_STATUSES:
-        raise InvalidInput(f"--status must be one of {', '.join(DELIVERY_STATUSES)}, got '{status}'")
+    if status is not None:
+        one_of(DeliveryStatus, status, "--status")
     require(principal, Action.MODEL_READ)
     with session_scope(principal.organization_id) as session:
         return q.list_deliveries(session=session, status=status, limit=limit)
@@ -143,8 +139,8 @@ def retry_delivery(principal: Principal, delivery: str) -> str:
 
 
 def list_alerts(principal: Principal, *, status: str | None, limit: int = 100) -> list[dict[str, Any]]:
-    if status is not None and status not in ALERT_STATUSES:
-        raise InvalidInput(f"--status must be one of {', '.join(ALERT_STATUSES)}, got '{status}'")
+    if status is not None:
+        one_of(AlertStatus, status, "--status")
     require(principal, Action.MODEL_READ)
     with session_scope(principal.organization_id) as session:
         return q.list_alerts(session=session, status=status, limit=limit)

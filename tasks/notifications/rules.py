@@ -28,12 +28,10 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from core.errors import InvalidInput
+from core.vocabulary import AlertType, Environment, Severity, Stage, values
 
-TRIGGER_TYPES = ("alert", "deployment", "model_update", "experiment_complete")
-SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
-ALERT_TYPES = ("performance_degradation", "data_drift", "high_latency", "error_rate", "custom")
-ENVIRONMENTS = ("development", "staging", "production")
-STAGES = ("development", "staging", "production", "archived")
+SEVERITY_RANK = {severity.value: severity.rank for severity in Severity}
+LISTED = {"alert_types": values(AlertType), "environments": values(Environment), "stages": values(Stage)}
 LIST_KEYS = ("alert_types", "environments", "stages", "statuses", "event_types")
 TIMING_KEYS = ("repeat_interval", "group_wait")
 CONDITION_KEYS = ("min_severity", *LIST_KEYS, *TIMING_KEYS)
@@ -85,7 +83,7 @@ def parse_conditions(raw: Any) -> Conditions:
         if raw["min_severity"] not in SEVERITY_RANK:
             raise InvalidInput(f"conditions.min_severity must be one of {', '.join(SEVERITY_RANK)}")
         values["min_severity"] = raw["min_severity"]
-    allowed = {"alert_types": ALERT_TYPES, "environments": ENVIRONMENTS, "stages": STAGES}
+    allowed: dict[str, tuple[str, ...]] = LISTED
     for key in LIST_KEYS:
         if key not in raw:
             continue

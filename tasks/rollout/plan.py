@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput, NotFound
+from core.vocabulary import Environment, one_of
 from db.models import Deployment
 from db.queries import registry as rq
 from db.queries import rollout as q
@@ -30,7 +31,6 @@ from tasks.rollout.rules import (
     validate_overrides,
 )
 
-ENVIRONMENTS = ("development", "staging", "production")
 ROLLOUT_ACTIONS = {
     "development": Action.ROLLOUT_DEVELOPMENT,
     "staging": Action.ROLLOUT_STAGING,
@@ -102,8 +102,7 @@ def resolve_deployment(session: Session, request: ChangeRequest) -> tuple[Deploy
     else:
         if not (request.project and request.deployment and request.environment):
             raise InvalidInput("name the deployment as ORG/PROJECT/DEPLOYMENT with --env")
-        if request.environment not in ENVIRONMENTS:
-            raise InvalidInput(f"--env must be one of {', '.join(ENVIRONMENTS)}, got '{request.environment}'")
+        one_of(Environment, request.environment, "--env")
         project = rq.project_by_slug(session=session, slug=request.project)
         deployment = q.deployment_by_name(
             session=session, project_id=project.id, name=request.deployment, environment=request.environment
