@@ -6,9 +6,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
-
-from core.errors import Conflict, GateRejected, InvalidInput, NotFound, PermissionDenied
+from core.errors import GateRejected, InvalidInput, NotFound, PermissionDenied
 from core.vocabulary import Stage, TriggerType
 from db.models import ModelVersion
 from db.queries import registry as q
@@ -83,21 +81,14 @@ def promote(principal: Principal, request: PromotionRequest) -> PromotionOutcome
     if request.force and not (request.reason or "").strip():
         raise InvalidInput("--force needs a --reason saying why the gates are skipped")
     try:
-        with session_scope(principal.organization_id) as session:
+        # a lock not granted in LOCK_TIMEOUT, or a rival production version committed first: Conflict (db.errors)
+        with session_scope(principal.organization_id, what=f"model '{request.model}'") as session:
             return _promote(session, principal, request)
     except PermissionDenied as exc:
         _refusal(principal, request, str(exc), "denied")
         raise
     except GateRejected as exc:
         _refusal(principal, request, str(exc), "rejected", {"failed_gates": exc.failures})
-        raise
-    except IntegrityError as exc:
-        if "uq_model_versions__one_production" in str(exc.orig):
-            raise Conflict(f"another version of '{request.model}' reached production concurrently; retry") from None
-        raise
-    except DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
-            raise Conflict(f"another change to model '{request.model}' is in progress; retry") from None
         raise
 
 

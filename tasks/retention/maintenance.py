@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from core.errors import Conflict
+from db.errors import translated
 from db.queries import retention as q
 from db.session import get_engine, system_session
 
@@ -29,7 +30,7 @@ def retention_owner_session() -> Iterator[Any]:
 @contextmanager
 def run_lock() -> Iterator[None]:
     """Hold the retention advisory lock for the block; Conflict when another run (or restore) holds it."""
-    with get_engine().connect() as connection:
+    with translated(what="the retention lock"), get_engine().connect() as connection:
         acquired = q.try_run_lock(connection=connection)
         connection.commit()
         if not acquired:

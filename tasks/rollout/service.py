@@ -13,7 +13,6 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, InvalidInput
@@ -41,49 +40,43 @@ def _performer(principal: Principal, deployment: Deployment) -> uuid.UUID:
 
 
 def _locked(session: Session, change: Change) -> Deployment:
+    """The deployment's row lock; not granted within LOCK_TIMEOUT, the transaction ends in a Conflict naming the
+    deployment (db.errors, with the session's `what`)."""
     q.set_lock_timeout(session=session, timeout=LOCK_TIMEOUT)
-    try:
-        return q.deployment_by_id(session=session, deployment_id=change.deployment_id, lock=True)
-    except DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
-            raise Conflict(f"{change.label} is being changed by another run; try again later") from None
-        raise
+    return q.deployment_by_id(session=session, deployment_id=change.deployment_id, lock=True)
 
 
 def begin(principal: Principal, change: Change) -> Change:
     """Take the deployment: under its row lock, refuse when another change is unfinished (recover it when its
     lease expired), then record the `in_progress` history row and the deployment's new status."""
-    try:
-        with session_scope(principal.organization_id) as session:
-            deployment = _locked(session, change)
-            recovered = _recover_stale(session, principal, change)
-            details = {
-                "kind": change.kind,
-                "target_version": change.target.model_version,
-                "previous_version": change.previous.model_version if change.previous else None,
-                "previous_version_id": change.previous.model_version_id if change.previous else None,
-                "steps": list(change.config.steps) if change.config and change.kind == "rollout" else [],
-                "backend": change.config.backend if change.config else "registry-only",
-                "reason": change.reason,
-                "forced": change.forced,
-                "promotion": change.promotion,
-            }
-            history_id = q.insert_history(
-                session=session,
-                deployment_id=change.deployment_id,
-                model_version_id=uuid.UUID(change.target.model_version_id),
-                action=change.action,
-                status="in_progress",
-                performed_by=_performer(principal, deployment),
-                details=details,
-                lease_seconds=step_lease_seconds(change.config),
-            )
-            status = "terminating" if change.kind == "terminate" else "deploying"
-            q.update_deployment(session=session, deployment_id=change.deployment_id, status=status)
-    except IntegrityError as exc:
-        if "uq_deployment_history__one_unfinished" in str(exc.orig):
-            raise Conflict(f"{change.label} is already being changed by another run") from None
-        raise
+    # a rival run inserting its unfinished row first ends this one in a Conflict (db.errors: one unfinished per
+    # deployment)
+    with session_scope(principal.organization_id, what=change.label) as session:
+        deployment = _locked(session, change)
+        recovered = _recover_stale(session, principal, change)
+        details = {
+            "kind": change.kind,
+            "target_version": change.target.model_version,
+            "previous_version": change.previous.model_version if change.previous else None,
+            "previous_version_id": change.previous.model_version_id if change.previous else None,
+            "steps": list(change.config.steps) if change.config and change.kind == "rollout" else [],
+            "backend": change.config.backend if change.config else "registry-only",
+            "reason": change.reason,
+            "forced": change.forced,
+            "promotion": change.promotion,
+        }
+        history_id = q.insert_history(
+            session=session,
+            deployment_id=change.deployment_id,
+            model_version_id=uuid.UUID(change.target.model_version_id),
+            action=change.action,
+            status="in_progress",
+            performed_by=_performer(principal, deployment),
+            details=details,
+            lease_seconds=step_lease_seconds(change.config),
+        )
+        status = "terminating" if change.kind == "terminate" else "deploying"
+        q.update_deployment(session=session, deployment_id=change.deployment_id, status=status)
     return replace(change, history_id=history_id, recovered=tuple(recovered))
 
 
@@ -145,7 +138,7 @@ def _payload(change: Change, principal: Principal, **extra: Any) -> dict[str, An
 def complete(principal: Principal, change: Change, steps: list[StepResult]) -> dict[str, Any]:
     """Record a change that succeeded: the deployment's new state, history `completed`, audit and event (and,
     for a rollback in production, the registry following the version now served)."""
-    with session_scope(principal.organization_id) as session:
+    with session_scope(principal.organization_id, what=change.label) as session:
         _locked(session, change)
         finished = q.finish_history(
             session=session,
@@ -214,7 +207,7 @@ def record_failure(
     """Record a failed change in one transaction: the change's row `failed` with its error; for a rollout, a
     `rollback` row (completed when the platform serves the previous version again) and the deployment back on
     it, the registry restored when the rollout came from a promotion; a `high` alert; audit; events."""
-    with session_scope(principal.organization_id) as session:
+    with session_scope(principal.organization_id, what=change.label) as session:
         deployment = _locked(session, change)
         finished = q.finish_history(
             session=session,
