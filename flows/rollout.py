@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from prefect import flow
 from pydantic import Field
 
 from core.errors import RolloutFailed
-from flows.runtime import call, expected_outcomes, logger, publish_markdown, run_name
+from flows.runtime import call, control_flow, log_unexpected, logger, publish_markdown, run_name
 from tasks.rollout.plan import Change, ChangeRequest
 from tasks.rollout.report import change_markdown
 from tasks.rollout.rules import Overrides, StepResult
@@ -34,13 +33,7 @@ Actor = Annotated[str | None, Field(description="E-mail of the acting user when 
 Reason = Annotated[str | None, Field(description="Why")]
 
 
-@flow(
-    name="rollout-deployment",
-    flow_run_name=run_name("rollout-{deployment}-{environment}-{version}"),
-    log_prints=False,
-    validate_parameters=True,
-)
-@expected_outcomes
+@control_flow(name="rollout-deployment", flow_run_name=run_name("rollout-{deployment}-{environment}-{version}"))
 def rollout_deployment(
     organization: Org,
     project: Project = None,
@@ -93,6 +86,7 @@ def rollout_deployment(
             try:
                 result = call(step_task, change, index, percent)
             except Exception as exc:  # a lost lease or the database: still revert and record
+                log_unexpected(f"{change.label}: step {index + 1}", exc)
                 result = StepResult(percent=percent, ok=False, detail=f"{type(exc).__name__}: {exc}", seconds=0.0)
             results.append(result)
             logger().info(
@@ -117,13 +111,7 @@ def rollout_deployment(
     raise RolloutFailed(_failure_line(change, summary), summary)
 
 
-@flow(
-    name="rollback-deployment",
-    flow_run_name=run_name("rollback-{deployment}-{environment}-{to_version}"),
-    log_prints=False,
-    validate_parameters=True,
-)
-@expected_outcomes
+@control_flow(name="rollback-deployment", flow_run_name=run_name("rollback-{deployment}-{environment}-{to_version}"))
 def rollback_deployment(
     organization: Org,
     project: Project = None,
@@ -162,13 +150,7 @@ def rollback_deployment(
     raise RolloutFailed(f"{change.label}: {error}", summary)
 
 
-@flow(
-    name="terminate-deployment",
-    flow_run_name=run_name("terminate-{deployment}-{environment}"),
-    log_prints=False,
-    validate_parameters=True,
-)
-@expected_outcomes
+@control_flow(name="terminate-deployment", flow_run_name=run_name("terminate-{deployment}-{environment}"))
 def terminate_deployment(
     organization: Org,
     project: Project = None,
