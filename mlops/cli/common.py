@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -69,6 +70,29 @@ def parse_deployment_ref(ref: str, environment: str) -> tuple[str, str, str]:
 
 def echo_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def print_rows(
+    rows: list[dict[str, Any]],
+    as_json: bool,
+    line: Callable[[dict[str, Any]], str],
+    *,
+    header: str | None = None,
+    empty: str | None = None,
+) -> None:
+    """A listing command's output: the rows as JSON with --json; otherwise `empty` when there are none, else
+    `header` and one `line` per row."""
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        if empty is not None:
+            typer.echo(empty)
+        return
+    if header is not None:
+        typer.echo(header)
+    for row in rows:
+        typer.echo(line(row))
 
 
 def parse_pairs(items: list[str], option: str, kind: type) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from mlops.cli.common import (
     parse_deployment_ref,
     parse_pairs,
     principal_for,
+    print_rows,
     read_json,
 )
 
@@ -168,17 +169,19 @@ def drift_reports(
     rows = read_drift_reports(
         principal_for(org, as_email), project=project, deployment=deployment, environment=environment, limit=limit
     )
-    if as_json:
-        echo_json(rows)
-        return
-    if not rows:
-        typer.echo(f"no drift report for {deployment_ref} ({environment}) yet")
-        return
-    typer.echo(f"{'window (UTC)':<33} {'drift':<6} {'share':>6} {'drifted':>8} {'failed':>6}  report")
-    for r in rows:
+
+    def line(r: dict) -> str:
         window = f"{r['period_start']:%Y-%m-%d %H:%M} - {r['period_end']:%Y-%m-%d %H:%M}"
         drifted = f"{r['drifted'] or 0}/{r['analysed'] or 0}"
-        typer.echo(
+        return (
             f"{window:<33} {'yes' if r['is_drift_detected'] else 'no':<6} {r['drift_score']:>6.2f} "
             f"{drifted:>8} {r['failed'] or 0:>6}  {r['report_uri'] or ''}"
         )
+
+    print_rows(
+        rows,
+        as_json,
+        line,
+        header=f"{'window (UTC)':<33} {'drift':<6} {'share':>6} {'drifted':>8} {'failed':>6}  report",
+        empty=f"no drift report for {deployment_ref} ({environment}) yet",
+    )

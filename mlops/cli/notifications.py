@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from core.errors import InvalidInput
-from mlops.cli.common import AsOption, JsonOption, OrgOption, command_app, echo_json, principal_for
+from mlops.cli.common import AsOption, JsonOption, OrgOption, command_app, echo_json, principal_for, print_rows
 
 rules_app = command_app(help="Notification rules: which events go to which channel.", no_args_is_help=True)
 deliveries_app = command_app(help="The per-channel delivery log.", invoke_without_command=True)
@@ -104,15 +104,15 @@ def rules_list(organization: OrgOption = None, as_email: AsOption = None, as_jso
     from tasks.notifications.admin import list_rules
 
     rows = list_rules(principal_for(organization, as_email))
-    if as_json:
-        echo_json(rows)
-        return
-    for r in rows:
+
+    def line(r: dict) -> str:
         scope = f"{r['project']}/{r['deployment']} ({r['environment']})" if r["deployment"] else r["project"] or "*"
-        typer.echo(
+        return (
             f"{r['id']}  {r['trigger_type']:<19} {scope:<40} -> {r['channel']}  "
             f"{'active' if r['active'] else 'inactive'}  {json.dumps(r['conditions'] or {})}"
         )
+
+    print_rows(rows, as_json, line)
 
 
 @deliveries_app.callback()
@@ -130,17 +130,15 @@ def deliveries(
     from tasks.notifications.admin import list_deliveries
 
     rows = list_deliveries(principal_for(organization, as_email), status=status, limit=limit)
-    if as_json:
-        echo_json(rows)
-        return
-    for r in rows:
+
+    def line(r: dict) -> str:
         code = r["response_code"] if r["response_code"] is not None else "-"
-        typer.echo(
+        return (
             f"{r['id']}  {r['status']:<9} {r['attempts']:>2} tries  {code!s:>3}  {r['channel']:<16} "
             f"{r['event_type']:<28} {r['last_error'] or ''}"
         )
-    if not rows:
-        typer.echo("no deliveries" + (f" with status {status}" if status else ""))
+
+    print_rows(rows, as_json, line, empty="no deliveries" + (f" with status {status}" if status else ""))
 
 
 @deliveries_app.command("retry")
@@ -171,14 +169,12 @@ def alerts(
     from tasks.notifications.admin import list_alerts
 
     rows = list_alerts(principal_for(organization, as_email), status=status, limit=limit)
-    if as_json:
-        echo_json(rows)
-        return
-    for r in rows:
+
+    def line(r: dict) -> str:
         where = f"{r['deployment']} ({r['environment']})" if r["deployment"] else "organization"
-        typer.echo(f"{r['id']}  {r['status']:<12} {r['severity']:<8} {r['alert_type']:<24} {where:<32} {r['title']}")
-    if not rows:
-        typer.echo("no alerts" + (f" with status {status}" if status else ""))
+        return f"{r['id']}  {r['status']:<12} {r['severity']:<8} {r['alert_type']:<24} {where:<32} {r['title']}"
+
+    print_rows(rows, as_json, line, empty="no alerts" + (f" with status {status}" if status else ""))
 
 
 def _change(alert_id: str, to_status: str, organization: str | None, as_email: str | None) -> None:

@@ -13,6 +13,7 @@ from mlops.cli.common import (
     echo_json,
     parse_datetime,
     principal_for,
+    print_rows,
     read_json,
     read_text,
 )
@@ -204,16 +205,16 @@ def history(
             typer.echo(f"no version of {model} was in production at {at}")
         return
     rows = model_history(principal, project=project, model=model)
-    if as_json:
-        echo_json(rows)
-        return
-    for r in rows:
+
+    def line(r: dict) -> str:
         actor = r["actor"] or ("API key" if r["api_key_id"] else "system")
         forced = " [forced]" if r["forced"] else ""
-        typer.echo(
+        return (
             f"{r['created_at']:%Y-%m-%d %H:%M:%S%z}  {r['version']:<10} {r['from_stage'] or '-':>11} → "
             f"{r['to_stage']:<11} {actor}{forced}  {r['reason'] or ''}"
         )
+
+    print_rows(rows, as_json, line)
 
 
 def print_gates(gates: list[dict[str, Any]]) -> None:

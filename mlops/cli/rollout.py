@@ -14,6 +14,7 @@ from mlops.cli.common import (
     echo_json,
     parse_deployment_ref,
     principal_for,
+    print_rows,
 )
 
 Ref = Annotated[str, typer.Argument(metavar="ORG/PROJECT/DEPLOYMENT", help="The deployment.")]
@@ -42,33 +43,25 @@ def rollout(
 ) -> None:
     """Roll a version out in traffic steps (flow rollout-deployment); a failed step rolls back by itself.
     Exit 1 when it failed (and was reverted) or another rollout of the deployment is running."""
-    from core.errors import RolloutFailed
     from flows.rollout import rollout_deployment
-    from flows.runtime import run_flow
     from tasks.rollout.rules import Overrides, parse_steps, validate_overrides
 
-    org, project, name = parse_deployment_ref(deployment_ref, environment)
+    ref = parse_deployment_ref(deployment_ref, environment)
     parsed_steps = list(parse_steps(steps)) if steps is not None else None
     validate_overrides(Overrides(bake_seconds=bake, health_timeout_seconds=health_timeout))
-    try:
-        summary = run_flow(
-            rollout_deployment,
-            organization=org,
-            project=project,
-            deployment=name,
-            environment=environment,
-            version=version,
-            steps=parsed_steps,
-            bake_seconds=bake,
-            health_timeout_seconds=health_timeout,
-            force=force,
-            reason=reason,
-            actor=as_email,
-        )
-    except RolloutFailed as failed:
-        _print(failed.summary, as_json)
-        raise
-    _print(summary, as_json)
+    _run_change(
+        rollout_deployment,
+        ref,
+        environment,
+        as_json,
+        version=version,
+        steps=parsed_steps,
+        bake_seconds=bake,
+        health_timeout_seconds=health_timeout,
+        force=force,
+        reason=reason,
+        actor=as_email,
+    )
 
 
 def rollback(
@@ -83,26 +76,10 @@ def rollback(
 ) -> None:
     """Give the deployment's traffic back to the previous completed version (flow rollback-deployment); in
     production the registry follows. Repeating it changes nothing."""
-    from core.errors import RolloutFailed
     from flows.rollout import rollback_deployment
-    from flows.runtime import run_flow
 
-    org, project, name = parse_deployment_ref(deployment_ref, environment)
-    try:
-        summary = run_flow(
-            rollback_deployment,
-            organization=org,
-            project=project,
-            deployment=name,
-            environment=environment,
-            to_version=to_version,
-            reason=reason,
-            actor=as_email,
-        )
-    except RolloutFailed as failed:
-        _print(failed.summary, as_json)
-        raise
-    _print(summary, as_json)
+    ref = parse_deployment_ref(deployment_ref, environment)
+    _run_change(rollback_deployment, ref, environment, as_json, to_version=to_version, reason=reason, actor=as_email)
 
 
 def terminate(
@@ -114,20 +91,22 @@ def terminate(
 ) -> None:
     """Stop serving (flow terminate-deployment): the platform gets no traffic, the deployment becomes inactive.
     Repeating it changes nothing."""
-    from core.errors import RolloutFailed
     from flows.rollout import terminate_deployment
+
+    ref = parse_deployment_ref(deployment_ref, environment)
+    _run_change(terminate_deployment, ref, environment, as_json, reason=reason, actor=as_email)
+
+
+def _run_change(flow_obj: Any, ref: tuple[str, str, str], environment: str, as_json: bool, **params: Any) -> None:
+    """Run a flow that changes the deployment `ref` and print its summary, also when it failed (then re-raise:
+    the exit code is the failure's)."""
+    from core.errors import RolloutFailed
     from flows.runtime import run_flow
 
-    org, project, name = parse_deployment_ref(deployment_ref, environment)
+    org, project, name = ref
     try:
         summary = run_flow(
-            terminate_deployment,
-            organization=org,
-            project=project,
-            deployment=name,
-            environment=environment,
-            reason=reason,
-            actor=as_email,
+            flow_obj, organization=org, project=project, deployment=name, environment=environment, **params
         )
     except RolloutFailed as failed:
         _print(failed.summary, as_json)
@@ -175,21 +154,21 @@ def deployments(
         return
     from tasks.rollout.service import list_deployments
 
-    rows = list_deployments(principal_for(organization, as_email))
-    if as_json:
-        echo_json(rows)
-        return
-    if not rows:
-        typer.echo("no deployments")
-        return
-    typer.echo(f"{'deployment':<40} {'env':<11} {'status':<11} {'version':<9} {'traffic':<24} last action")
-    for r in rows:
+    def line(r: dict) -> str:
         traffic = " + ".join(f"{t['model_version']} {t['percent']}%" for t in r["traffic"]) or "-"
         last = f"{r['last_action']} {r['last_status']} {r['last_at']:%Y-%m-%d %H:%M}" if r["last_action"] else "-"
-        typer.echo(
+        return (
             f"{r['project'] + '/' + r['name']:<40} {r['environment']:<11} {r['status'] or '-':<11} "
             f"{r['version']:<9} {traffic:<24} {last}"
         )
+
+    print_rows(
+        list_deployments(principal_for(organization, as_email)),
+        as_json,
+        line,
+        header=f"{'deployment':<40} {'env':<11} {'status':<11} {'version':<9} {'traffic':<24} last action",
+        empty="no deployments",
+    )
 
 
 @deployments_app.command("history")
@@ -205,14 +184,13 @@ def history(
 
     org, project, name = parse_deployment_ref(deployment_ref, environment)
     request = ChangeRequest(organization=org, project=project, deployment=name, environment=environment)
-    rows = deployment_history(principal_for(org, as_email), request)
-    if as_json:
-        echo_json(rows)
-        return
-    for r in rows:
+
+    def line(r: dict) -> str:
         ended = f"{r['completed_at']:%H:%M:%S}" if r["completed_at"] else "-"
         error = f"  {r['error_message']}" if r["error_message"] else ""
-        typer.echo(
+        return (
             f"{r['started_at']:%Y-%m-%d %H:%M:%S} {ended:>8}  {r['action']:<9} {r['version']:<9} "
             f"{r['status']:<11} {r['performed_by'] or '-'}{error}"
         )
+
+    print_rows(deployment_history(principal_for(org, as_email), request), as_json, line)

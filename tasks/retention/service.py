@@ -58,13 +58,14 @@ def retention_principal(
     return principal
 
 
-def authorize_run(principal: Principal, organization: str) -> None:
-    """The on-demand principal holds `retention.run` in `organization` (a refusal is audited)."""
+def authorize_run(principal: Principal, organization: str, *, audit_action: str = "retention.enforce") -> None:
+    """The on-demand principal holds `retention.run` in `organization` (a refusal is audited as `audit_action`:
+    an enforce run, or a restore)."""
     authorize(
         principal,
         Action.RETENTION_RUN,
         what=f"retention of {organization}",
-        audit_action="retention.enforce",
+        audit_action=audit_action,
         resource_type="organization",
         resource_id=principal.organization_id,
     )

@@ -95,6 +95,34 @@ class TestUnavailable:
             pool_size()
 
 
+def test_a_flow_reports_a_database_error_the_same_way_orchestrated_and_direct(tenants_db, flow_runner):
+    """Before, a deployment run ended on the raw DataError (an unexpected-exception traceback) where the CLI, by
+    sniffing sys.modules, exited 2; now both get the InvalidInput that session_scope raises."""
+    from prefect import task
+
+    from flows.runtime import call, control_flow, run_name
+    from tasks.shared.options import IO_TASK
+
+    _, alpha, _ = tenants_db
+
+    @task(name="cast-a-value", **IO_TASK)
+    def cast_a_value(value: str) -> int:
+        with session_scope(alpha["org"]) as s:
+            return s.scalar(text("SELECT CAST(:v AS integer)"), {"v": value})
+
+    @control_flow(name="cast-probe", flow_run_name=run_name("cast-probe"))
+    def cast_probe(value: str) -> int:
+        return call(cast_a_value, value)
+
+    assert flow_runner(cast_probe, value="42") == 42
+    with pytest.raises(InvalidInput) as refused:
+        flow_runner(cast_probe, value="forty-two")
+    assert str(refused.value) == "the database refused a value: invalid text representation (SQLSTATE 22P02)"
+    if flow_runner.orchestrated:
+        state = cast_probe(value="forty-two", return_state=True)
+        assert state.is_failed() and state.message == f"InvalidInput: {refused.value}"
+
+
 def _owner_scalar(url: str, sql: str):
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as conn:
