@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.errors import InvalidInput
+from core.vocabulary import Severity, TriggerType
 from db.queries import metrics as q
 from db.session import session_scope
 from services.access import Action, Principal, require, system_principal
-from services.audit import record_audit
+from services.audit import record_change
 from services.outbox import emit_event
 from tasks.metrics.rules import (
     AlertPolicy,
@@ -179,23 +180,19 @@ def _apply_verdict(session, principal, deployment: q.MonitoredDeployment, rule: 
         alert_id = current.id
         q.resolve_alert(session=session, alert_id=alert_id)
         action, event = "alert.resolve", "alert.resolved"
-    record_audit(
+    record_change(
         session,
         principal=principal,
         action=action,
         resource_type="alert",
         resource_id=alert_id,
         details={**payload, "message": message},
-    )
-    emit_event(
-        session,
-        organization_id=principal.organization_id,
-        trigger_type="alert",
+        trigger_type=TriggerType.ALERT,
         event_type=event,
-        severity=rule.severity if verdict == "breach" else "info",
+        payload={**payload, "alert_id": str(alert_id), "message": message},
+        severity=rule.severity if verdict == "breach" else Severity.INFO,
         project_id=deployment.project_id,
         deployment_id=deployment.id,
-        payload={**payload, "alert_id": str(alert_id), "message": message},
         dedup_key=f"{event}:{alert_id}",
     )
     return "opened" if verdict == "breach" else "resolved"
