@@ -156,12 +156,12 @@ def with_args_section(doc: str | None, hints: dict[str, Any]) -> str | None:
 
 
 def expected_outcomes(fn: F) -> F:
-    """Under `@flow`, on every flow: an expected outcome (a gate rejection, a refusal, bad input: any
-    `MlopsError`) ends the run Failed with a one-line state message naming it (`GateRejected: staging_soak 0.0
-    h < 24 h`), not an "unexpected exception" traceback in the run's log. The exception is the state's data, so
-    a caller of the flow (the CLI, a parent flow) still gets it raised, with its exit code. Outside a flow run
-    it just raises. It also gives the docstring an `Args:` section from the parameters' descriptions
-    (`with_args_section`).
+    """Applied by `control_flow` to every flow (or under a plain `@flow`): an expected outcome (a gate rejection,
+    a refusal, bad input: any `MlopsError`) ends the run Failed with a one-line state message naming it
+    (`GateRejected: staging_soak 0.0 h < 24 h`), not an "unexpected exception" traceback in the run's log. The
+    exception is the state's data, so a caller of the flow (the CLI, a parent flow) still gets it raised, with
+    its exit code. Outside a flow run it just raises. It also gives the docstring an `Args:` section from the
+    parameters' descriptions (`with_args_section`).
     """
 
     # Resolve the (postponed) annotations now, in the flow's module: Prefect builds the parameter model from
