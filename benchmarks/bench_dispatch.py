@@ -130,9 +130,10 @@ def _prepare(owner_url: str, receiver_url: str) -> None:
     """A fresh organization with a channel, a rule and N events, fanned out into N pending deliveries."""
     from sqlalchemy import create_engine, pool, text
 
-    from services.channels import seal
     from services.secrets import secret_box
-    from tasks.notification_dispatch import DispatchSettings, fan_out
+    from tasks.notifications.channels import seal
+    from tasks.notifications.service import DispatchSettings
+    from tasks.notifications.tasks import fan_out
 
     engine = create_engine(owner_url, poolclass=pool.NullPool)
     config = seal("webhook", {"url": f"{receiver_url}/hook", "signing_secret": SECRET}, secret_box())
@@ -190,7 +191,7 @@ def _dispatcher(start, owner_url: str) -> None:
 
     from db.session import dispose_engines
     from flows.notification_dispatch import dispatch_notifications
-    from tasks.notification_dispatch import DispatchSettings
+    from tasks.notifications.service import DispatchSettings
 
     dispose_engines()
     engine = create_engine(owner_url, poolclass=pool.NullPool)
@@ -248,7 +249,7 @@ def _bodies(owner_url: str) -> list[bytes]:
 
     from sqlalchemy import create_engine, pool, text
 
-    from tasks.notification_messages import EventView, Message, webhook_body
+    from tasks.notifications.messages import EventView, Message, webhook_body
 
     engine = create_engine(owner_url, poolclass=pool.NullPool)
     with engine.connect() as conn:

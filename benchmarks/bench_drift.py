@@ -1,4 +1,4 @@
-"""Drift statistics: `tasks.drift.dataset_drift` against Evidently 0.7.23's `Report([DataDriftPreset()])`.
+"""Drift statistics: `tasks.drift.verdicts.dataset_drift` against Evidently 0.7.23's `Report([DataDriftPreset()])`.
 
 25 columns (20 numerical, 5 categorical, some shifted) at 500 and 200,000 reference and current rows: median
 wall time of each side, the speed-up, the tracemalloc peak of one run of each (numpy and pandas buffers are
@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import median_seconds, print_table, write_results
-from tasks.drift import DatasetDrift, dataset_drift
-from tasks.drift_stats import EVIDENTLY_DISPLAY_NAMES
+from tasks.drift.arrays import EVIDENTLY_DISPLAY_NAMES
+from tasks.drift.verdicts import DatasetDrift, dataset_drift
 
 SIZES = (500, 200_000)
 OURS_REPEAT = 5
@@ -164,7 +164,8 @@ def main() -> dict[str, Any]:
             ]
         )
     print_table(
-        "Drift: tasks.drift.dataset_drift vs Evidently 0.7.23 Report(DataDriftPreset()), 25 columns, rows per side",
+        "Drift: tasks.drift.verdicts.dataset_drift vs Evidently 0.7.23 Report(DataDriftPreset()), 25 columns, "
+        "rows per side",
         [
             "rows",
             "ours s",

@@ -193,7 +193,7 @@ def main() -> dict:
     from services import storage  # noqa: F401
 
     pyarrow.array([0])  # Arrow imports pandas on its first Python conversion: a one-off, not per run
-    from tasks import retention_run  # noqa: F401
+    from tasks.retention import service as retention_run  # noqa: F401
 
     admin_libpq, admin = _admin()
     with psycopg.connect(admin_libpq, autocommit=True) as conn:

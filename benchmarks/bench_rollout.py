@@ -82,12 +82,12 @@ def main() -> None:
     url = _database()
     os.environ["DATABASE_URL"] = url
     os.environ["MLOPS_ORCHESTRATE"] = "never"
+    from core.errors import RolloutFailed
     from db.session import dispose_engines
     from demo.seed import ADMIN, seed_demo
     from demo.serving_stub import ServingStub
     from flows.rollout import rollout_deployment
-    from tasks import rollout as rollout_tasks
-    from tasks.rollout_rules import RolloutFailed
+    from tasks.rollout import service as rollout_tasks
 
     seed_demo()
     stub = ServingStub().start()

@@ -1,1 +1,1 @@
-"""The ground floor: errors, settings and shared types. Imports nothing of the project."""
+"""The ground floor: errors, settings, vocabulary and validation. Imports nothing of the project."""

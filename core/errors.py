@@ -1,4 +1,9 @@
-"""Domain errors; the CLI maps each to an exit code and one line on stderr."""
+"""Domain errors; the CLI maps each to an exit code and one line on stderr.
+
+Every one is picklable with what it carries (Prefect persists a failed run's exception, and a process pool
+sends it between processes): a subclass's constructor takes the message first and the rest with defaults, and
+whatever it keeps as attributes travels in `__dict__` (`BaseException.__reduce__`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,11 @@ class MlopsError(Exception):
     """Base of every error a user may see. `exit_code` is what the CLI exits with."""
 
     exit_code = 1
+
+    def __reduce__(self):
+        # (class, (message,), attributes): a subclass whose constructor takes more than the message still
+        # rebuilds from the message alone, then gets its attributes back
+        return (type(self), (str(self),), dict(self.__dict__))
 
 
 class InvalidInput(MlopsError):
@@ -63,8 +73,23 @@ class PartialFailure(MlopsError):
         super().__init__(message)
         self.summary = summary or {}
 
-    def __reduce__(self):  # Prefect may persist the exception of a failed run: keep the summary
-        return (type(self), (str(self), self.summary))
+
+class AggregationFailed(PartialFailure):
+    """Some organization could not be aggregated (`aggregate-metrics`); the others were."""
+
+
+class DispatchFailed(PartialFailure):
+    """Some organization could not be dispatched (`dispatch-notifications`); the others were."""
+
+
+class RolloutFailed(MlopsError):
+    """A rollout, rollback or termination failed (and a rollout was reverted); `summary` says what happened."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, summary: dict | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or {}
 
 
 class InfrastructureError(MlopsError):

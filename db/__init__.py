@@ -1,1 +1,2 @@
-"""Database layer: declarative models, sessions and the embedded PostgreSQL default."""
+"""Database layer: declarative models, sessions, queries, the one translation of database errors, the embedded
+PostgreSQL default."""

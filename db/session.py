@@ -32,32 +32,41 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction
 
-from core.errors import MlopsError, TransientError
-from core.settings import statement_timeout
+from core.settings import pool_timeout_seconds, statement_timeout, task_concurrency
+from db.errors import translate
 from db.url import database_url, maintenance_database_url
 
 APP_ROLE = "mlops_app"
-# SQLSTATE classes worth retrying: connection exceptions, shutdown, serialization failure, deadlock.
-TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "40001", "40P01", "53300")
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
+def pool_size() -> int:
+    """Connections each engine keeps: one per task a flow run runs at once (`MLOPS_TASK_CONCURRENCY`, the one
+    setting that bounds fan-out) plus one for the flow's own calls. As many again may open for a moment beyond
+    it (a refusal audited in its own transaction while a task's is open); past that a session waits up to
+    `MLOPS_POOL_TIMEOUT` and then fails with a TransientError, which the task retries."""
+    return task_concurrency() + 1
+
+
 def get_engine(url: str | None = None) -> Engine:
-    """One engine per URL (`DATABASE_URL` or the embedded default when `url` is None)."""
+    """One engine per URL (`DATABASE_URL` or the embedded default when `url` is None), its pool sized by
+    `pool_size()`."""
     url = url or database_url()
     with _lock:
         engine = _engines.get(url)
         if engine is None:
+            size = pool_size()
             engine = create_engine(
                 url,
                 pool_pre_ping=True,  # survive a database restart between transactions
-                pool_size=10,
-                max_overflow=20,
+                pool_size=size,
+                max_overflow=size,
+                pool_timeout=pool_timeout_seconds(),
                 # no server-side prepared statements: they would outlive the transaction under PgBouncer
                 connect_args={"prepare_threshold": None, "application_name": "mlops"},
             )
@@ -71,22 +80,6 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
-
-
-def is_transient_db_error(exc: BaseException) -> bool:
-    """Whether a DBAPI error is worth retrying (connection lost, serialization failure, deadlock)."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    if sqlstate:
-        return sqlstate.startswith(TRANSIENT_SQLSTATES)
-    return isinstance(exc, OperationalError)
-
-
-def _role_missing(exc: DBAPIError) -> bool:
-    """A login as a role the migrations have not created yet (a fresh server before `mlops db upgrade`)."""
-    message = str(exc.orig)
-    return "role" in message and "does not exist" in message and ("mlops_login" in message or "mlops_maint" in message)
 
 
 def _scope_transaction(organization_id: uuid.UUID | None):
@@ -107,20 +100,17 @@ def _scope_transaction(organization_id: uuid.UUID | None):
 
 
 @contextmanager
-def _scope(session: Session) -> Iterator[Session]:
+def _scope(session: Session, what: str | None) -> Iterator[Session]:
+    """Commit, or roll back and raise the domain error a database error means (`db.errors.translate`)."""
     try:
         yield session
         session.commit()
-    except DBAPIError as exc:
+    except SQLAlchemyError as exc:
         session.rollback()
-        if _role_missing(exc):
-            raise MlopsError(
-                "the database roles do not exist yet: run `mlops db upgrade` first "
-                "(or have a DBA run db/roles.sql on managed PostgreSQL)"
-            ) from exc
-        if is_transient_db_error(exc):
-            raise TransientError(f"database unavailable or busy, retry: {exc.orig.__class__.__name__}") from exc
-        raise
+        error = translate(exc, what=what)
+        if error is None:
+            raise
+        raise error from exc
     except BaseException:
         session.rollback()
         raise
@@ -129,26 +119,29 @@ def _scope(session: Session) -> Iterator[Session]:
 
 
 @contextmanager
-def session_scope(organization_id: uuid.UUID | None = None, *, url: str | None = None) -> Iterator[Session]:
+def session_scope(
+    organization_id: uuid.UUID | None = None, *, url: str | None = None, what: str | None = None
+) -> Iterator[Session]:
     """A transaction as the application role, scoped to `organization_id` (None sees no tenant rows).
 
-    Commits on success, rolls back on error, always closes; connection failures, serialization
-    failures and deadlocks become `TransientError`.
+    Commits on success, rolls back on error, always closes. Database errors leave it as domain errors
+    (`db.errors.translate`; `what` names what the transaction changes, for their messages): a lock not granted
+    is a `Conflict`, connection loss, serialization failures, deadlocks and a full pool a `TransientError`.
     """
     session = Session(get_engine(url), expire_on_commit=False)
     event.listen(session, "after_begin", _scope_transaction(organization_id))
-    with _scope(session) as scoped:
+    with _scope(session, what) as scoped:
         yield scoped
 
 
 @contextmanager
-def system_session(*, url: str | None = None) -> Iterator[Session]:
+def system_session(*, url: str | None = None, what: str | None = None) -> Iterator[Session]:
     """A transaction as the maintenance role (bypasses RLS, limited by its grants): organization listing for
     schedulers, authentication lookups, platform administration, retention. `url` overrides
-    `MLOPS_MAINTENANCE_DATABASE_URL`."""
+    `MLOPS_MAINTENANCE_DATABASE_URL`; errors are translated as in `session_scope`."""
     session = Session(get_engine(url or maintenance_database_url()), expire_on_commit=False)
     event.listen(session, "after_begin", _timeout_only(statement_timeout()))
-    with _scope(session) as scoped:
+    with _scope(session, what) as scoped:
         yield scoped
 
 

@@ -9,7 +9,7 @@ from demo.seed import ADMIN, ORG, PROJECT
 from flows.metric_aggregation import aggregate_metrics
 from flows.runtime import run_flow
 from services.auth import resolve_principal
-from tasks.metrics import read_metrics
+from tasks.metrics.service import read_metrics
 
 Echo = Callable[[str], None]
 

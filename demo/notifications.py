@@ -11,16 +11,16 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.vocabulary import TriggerType
 from db.models import NotificationChannel, NotificationRule
 from db.session import session_scope
 from demo.seed import ADMIN, ORG
 from flows.notification_dispatch import dispatch_notifications
 from flows.runtime import run_flow
 from services.auth import resolve_principal
-from services.channels import seal
 from services.secrets import secret_box
-from tasks.notification_messages import sign
-from tasks.notification_rules import TRIGGER_TYPES
+from tasks.notifications.channels import seal
+from tasks.notifications.messages import sign
 
 Echo = Callable[[str], None]
 CHANNEL = "demo-receiver"
@@ -86,7 +86,7 @@ def _point_channel_at(url: str) -> bool:
             session.flush()
         else:
             channel.configuration = config
-        for trigger in TRIGGER_TYPES:
+        for trigger in TriggerType:
             exists = session.scalar(
                 select(NotificationRule.id).where(
                     NotificationRule.channel_id == channel.id, NotificationRule.trigger_type == trigger

@@ -17,7 +17,8 @@ from flows.promotion import promote_model
 from flows.runtime import run_flow
 from services.auth import resolve_principal
 from services.history import model_history
-from tasks.rollout import ChangeRequest, deployment_history
+from tasks.rollout.plan import ChangeRequest
+from tasks.rollout.service import deployment_history
 
 Echo = Callable[[str], None]
 DEPLOYMENT = "fraud-api-prod"

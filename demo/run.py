@@ -19,8 +19,8 @@ from flows.promotion import promote_model
 from flows.registration import register_model_version, upload_local_artifact
 from flows.runtime import run_flow
 from services.storage import open_store
-from tasks.datasets import partition_prefix
-from tasks.drift_detection import drift_window
+from tasks.drift.datasets import partition_prefix
+from tasks.drift.rules import drift_window
 
 Echo = Callable[[str], None]
 LOGGED_HOURS_AHEAD = 3  # inputs logged past the demo's window, for the hourly deployment's next runs

@@ -35,10 +35,10 @@ from db.models import (
 from db.queries.registry import record_transition
 from db.session import session_scope, system_session
 from demo import sample_data
-from services.channels import seal
 from services.secrets import ensure_key_file, secret_box
 from services.storage import open_store
-from tasks.artifact_keys import artifact_key
+from tasks.notifications.channels import seal
+from tasks.registry.rules import artifact_key
 
 ORG = "acme"
 PROJECT = "fraud-detection"

@@ -5,15 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from prefect import flow
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from core.errors import PartialFailure
 from flows.runtime import (
+    ItemFailure,
     call,
-    expected_outcomes,
+    control_flow,
     in_flow_run,
     logger,
     map_calls,
@@ -21,25 +20,12 @@ from flows.runtime import (
     publish_table,
     run_name,
 )
-from tasks.drift_detection import (
-    DriftOutcome,
-    authorize_drift_run,
-    detect_deployment_drift,
-    explicit_window,
-    list_targets,
-)
-from tasks.identity import authenticate_on_demand
-
-MAX_CONCURRENT_DEPLOYMENTS = 4
+from tasks.drift.rules import DriftOutcome, explicit_window
+from tasks.drift.tasks import authorize_drift_run, detect_deployment_drift, list_targets
+from tasks.shared.identity import authenticate_on_demand
 
 
-@flow(
-    name="detect-drift",
-    flow_run_name=run_name("detect-drift-{organization}-{deployment}-{environment}"),
-    task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_DEPLOYMENTS),
-    log_prints=False,
-)
-@expected_outcomes
+@control_flow(name="detect-drift", flow_run_name=run_name("detect-drift-{organization}-{deployment}-{environment}"))
 def detect_drift(
     organization: Annotated[str | None, Field(description="Only this organization (slug)")] = None,
     deployment: Annotated[str | None, Field(description="Only this deployment: ORG/PROJECT/DEPLOYMENT")] = None,
@@ -69,11 +55,9 @@ def detect_drift(
     if principal is not None:
         call(authorize_drift_run, principal, targets)
     log.info("analysing %d deployment(s)", len(targets))
-    results = map_calls(
-        detect_deployment_drift, targets, window, scheduled, principal, max_workers=MAX_CONCURRENT_DEPLOYMENTS
-    )
+    results = map_calls(detect_deployment_drift, targets, window, scheduled, principal)  # MLOPS_TASK_CONCURRENCY
     outcomes: list[DriftOutcome] = [
-        DriftOutcome(t.name, "failed", f"gave up after retries: {r}") if isinstance(r, BaseException) else r
+        DriftOutcome(t.name, "failed", f"gave up after retries: {r}") if isinstance(r, ItemFailure) else r
         for t, r in zip(targets, results, strict=True)
     ]
     for outcome in outcomes:

@@ -5,28 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from prefect import flow
-
-from flows.runtime import call, expected_outcomes, logger, map_calls, publish_table
-from tasks.metrics import (
-    AggregationFailed,
-    OrganizationRun,
-    evaluate_alerts,
-    list_organizations,
-    roll_up_organization,
-    summarise_experiments,
+from core.errors import AggregationFailed
+from flows.runtime import (
+    ItemFailure,
+    call,
+    control_flow,
+    finish_per_organization,
+    logger,
+    map_calls,
+    run_name,
 )
+from tasks.metrics.service import OrganizationRun
+from tasks.metrics.tasks import evaluate_alerts, roll_up_organization, summarise_experiments
+from tasks.shared.organizations import list_organizations
 
 
-def _run_name() -> str:
-    from prefect.runtime import flow_run
-
-    org = flow_run.parameters.get("organization") or "all-organizations"
-    return f"aggregate-metrics-{org}"
-
-
-@flow(name="aggregate-metrics", flow_run_name=_run_name, log_prints=False, validate_parameters=True)
-@expected_outcomes
+@control_flow(
+    name="aggregate-metrics",
+    flow_run_name=run_name("aggregate-metrics-{organization}", organization="all-organizations"),
+)
 def aggregate_metrics(organization: str | None = None, since: datetime | None = None) -> dict[str, Any]:
     """Roll up new monitoring points, raise or resolve metric alerts, and summarise finished experiment runs.
 
@@ -39,27 +36,24 @@ def aggregate_metrics(organization: str | None = None, since: datetime | None = 
     """
     log = logger()
     orgs, notes = call(list_organizations, organization)
-    runs: list[OrganizationRun | BaseException] = map_calls(roll_up_organization, orgs, since)
+    runs = map_calls(roll_up_organization, orgs, since)
     alerts = map_calls(evaluate_alerts, orgs)
     summaries = map_calls(summarise_experiments, orgs)
     results = []
-    failures = []
     for org, run, alert, summary in zip(orgs, runs, alerts, summaries, strict=True):
-        if isinstance(run, BaseException):
+        if isinstance(run, ItemFailure):
             run = OrganizationRun(organization=org[1], status="failed", notes=[f"roll-up failed: {run}"])
-        if isinstance(alert, BaseException):
+        if isinstance(alert, ItemFailure):
             run.notes.append(f"alerts failed: {alert}")
             run.status = "failed"
         else:
             run.alerts_opened, run.alerts_resolved, alert_notes = alert
             run.notes += alert_notes
-        if isinstance(summary, BaseException):
+        if isinstance(summary, ItemFailure):
             run.notes.append(f"run summaries failed: {summary}")
             run.status = "failed"
         else:
             run.runs_summarised, run.experiments_completed = summary
-        if run.status == "failed":
-            failures.append(run.organization)
         log.info(
             "%s: %s, %d hour and %d day buckets, %d rollups written, alerts +%d/-%d",
             run.organization,
@@ -71,13 +65,13 @@ def aggregate_metrics(organization: str | None = None, since: datetime | None = 
             run.alerts_resolved,
         )
         results.append(run.to_json())
-    publish_table(
-        [{k: v for k, v in r.items() if k != "notes"} for r in results],
+    # every organization was attempted; a failed one still fails the run, so Prefect notifies and --watch exits 1
+    return finish_per_organization(
+        results,
+        notes,
+        error=AggregationFailed,
+        what="aggregation",
         key="aggregate-metrics",
         description="Metric aggregation per organization",
+        not_in_table=("notes",),
     )
-    summary = {"organizations": results, "notes": notes, "failed": failures}
-    if failures:
-        # every organization was attempted; the run still fails so Prefect notifies and --watch exits non-zero
-        raise AggregationFailed(f"aggregation failed for {', '.join(failures)}", summary)
-    return summary

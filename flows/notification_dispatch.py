@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from core.errors import DispatchFailed
+from flows.runtime import (
+    ItemFailure,
+    call,
+    control_flow,
+    finish_per_organization,
+    logger,
+    map_calls,
+    run_name,
+)
+from tasks.notifications.service import DispatchSettings, OrganizationDispatch
+from tasks.notifications.tasks import fan_out, send_due
+from tasks.shared.organizations import list_organizations
 
-from flows.runtime import call, expected_outcomes, logger, map_calls, publish_table
-from tasks.metrics import list_organizations
-from tasks.notification_dispatch import DispatchFailed, DispatchSettings, OrganizationDispatch, fan_out, send_due
 
-
-def _run_name() -> str:
-    from prefect.runtime import flow_run
-
-    org = flow_run.parameters.get("organization") or "all-organizations"
-    return f"dispatch-notifications-{org}"
-
-
-@flow(name="dispatch-notifications", flow_run_name=_run_name, log_prints=False, validate_parameters=True)
-@expected_outcomes
+@control_flow(
+    name="dispatch-notifications",
+    flow_run_name=run_name("dispatch-notifications-{organization}", organization="all-organizations"),
+)
 def dispatch_notifications(organization: str | None = None, settings: DispatchSettings | None = None) -> dict[str, Any]:
     """Deliver what the other flows wrote to the outbox, exactly once per event and channel.
 
@@ -40,23 +43,21 @@ def dispatch_notifications(organization: str | None = None, settings: DispatchSe
     orgs, notes = call(list_organizations, organization)
     fanned = map_calls(fan_out, orgs, settings)
     sent = map_calls(send_due, orgs, settings)
-    results, failures = [], []
+    results = []
     for org, fan, send in zip(orgs, fanned, sent, strict=True):
         run = OrganizationDispatch(organization=org[1])
-        if isinstance(fan, BaseException):
+        if isinstance(fan, ItemFailure):
             run.status = "failed"
             run.notes.append(f"fan-out failed: {fan}")
         else:
             run.events, run.deliveries_created, run.suppressed = fan.events, fan.deliveries_created, fan.suppressed
             run.notes += fan.notes
-        if isinstance(send, BaseException):
+        if isinstance(send, ItemFailure):
             run.status = "failed"
             run.notes.append(f"sending failed: {send}")
         else:
             for name in ("delivered", "failed", "dead", "messages", "lost_claims"):
                 setattr(run, name, getattr(send, name))
-        if run.status == "failed":
-            failures.append(run.organization)
         for note in run.notes:
             log.warning("%s: %s", run.organization, note)
         log.info(
@@ -72,12 +73,12 @@ def dispatch_notifications(organization: str | None = None, settings: DispatchSe
             run.dead,
         )
         results.append(run.to_json())
-    publish_table(
-        [{k: v for k, v in r.items() if k not in ("notes", "suppressed")} for r in results],
+    return finish_per_organization(
+        results,
+        notes,
+        error=DispatchFailed,
+        what="dispatch",
         key="dispatch-notifications",
         description="Notification dispatch per organization",
+        not_in_table=("notes", "suppressed"),
     )
-    summary = {"organizations": results, "notes": notes, "failed": failures}
-    if failures:
-        raise DispatchFailed(f"dispatch failed for {', '.join(failures)}", summary)
-    return summary

@@ -2,37 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from prefect import flow
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
-from core.errors import GateRejected, MlopsError
+from core.errors import GateRejected, MlopsError, RolloutFailed
+from core.vocabulary import Stage
 from flows.rollout import rollback_deployment, rollout_deployment
-from flows.runtime import call, expected_outcomes, in_flow_run, logger, publish_markdown, run_name
+from flows.runtime import call, control_flow, logger, publish_markdown, run_name, run_subflow
 from services.access import Principal
-from tasks.identity import authenticate
-from tasks.promotion import PromotionOutcome, PromotionRequest, promote_task
-from tasks.promotion_report import promotion_markdown
-from tasks.rollout import revert_promotion_task
-from tasks.rollout_rules import RolloutFailed
+from tasks.promotion.report import promotion_markdown
+from tasks.promotion.service import PromotionOutcome, PromotionRequest
+from tasks.promotion.tasks import promote_task
+from tasks.registry.rules import validate_stage
+from tasks.registry.tasks import revert_promotion_task
+from tasks.shared.identity import authenticate
 
 
-@flow(
-    name="promote-model",
-    flow_run_name=run_name("promote-{model}-{version}-to-{to_stage}"),
-    log_prints=False,
-    validate_parameters=True,
-)
-@expected_outcomes
+@control_flow(name="promote-model", flow_run_name=run_name("promote-{model}-{version}-to-{to_stage}"))
 def promote_model(
     organization: Annotated[str, Field(description="Organization slug, e.g. acme")],
     project: Annotated[str, Field(description="Project slug, e.g. fraud-detection")],
     model: Annotated[str, Field(description="Model name, e.g. Credit Card Fraud Model")],
     version: Annotated[str, Field(description="Version to move, e.g. 1.1.0")],
-    to_stage: Annotated[
-        Literal["development", "staging", "production", "archived"], Field(description="Target stage")
-    ] = "staging",
+    to_stage: Annotated[Stage, BeforeValidator(validate_stage), Field(description="Target stage")] = Stage.STAGING,
     reason: Annotated[str | None, Field(description="Why (required with force)")] = None,
     dry_run: Annotated[bool, Field(description="Evaluate the gates and report; write nothing")] = False,
     force: Annotated[bool, Field(description="Skip failing gates (organization admins, with a reason)")] = False,
@@ -119,7 +112,7 @@ def hand_off_to_rollout(outcome: PromotionOutcome, principal: Principal, *, enab
             promotion=promotion,
         )
         try:
-            result = _subflow(rollout_deployment, **params)
+            result = run_subflow(rollout_deployment, **params)
         except RolloutFailed as failed:
             undone = _undo(done, principal, f"{what} its rollout to another deployment failed")
             raise RolloutFailed(f"{what} {failed}{undone}", failed.summary) from None
@@ -133,18 +126,13 @@ def hand_off_to_rollout(outcome: PromotionOutcome, principal: Principal, *, enab
     return f"rolled out to {len(done)} deployment(s): {', '.join(label for _, label in done)}"
 
 
-def _subflow(flow_obj: Any, **params: Any) -> Any:
-    """A subflow inside a flow run; the plain function outside one (the CLI without Prefect)."""
-    return flow_obj(**params) if in_flow_run() else flow_obj.fn(**params)
-
-
 def _undo(done: list[tuple[str, str]], principal: Principal, reason: str) -> str:
     """Roll back the deployments this promotion already moved, so none serves a version the registry no longer
     holds in production; what happened, as a sentence tail."""
     notes = []
     for deployment_id, label in done:
         try:
-            _subflow(
+            run_subflow(
                 rollback_deployment,
                 organization=principal.organization_slug,
                 actor=principal.email,

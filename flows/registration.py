@@ -5,22 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from prefect import flow
 from pydantic import Field
 
-from flows.runtime import call, expected_outcomes, logger, publish_markdown, run_name
+from flows.runtime import call, control_flow, logger, publish_markdown, run_name
 from services.auth import acting_principal
-from tasks.identity import authenticate
-from tasks.registration import RegistrationRequest, register_task, stage_local_artifact
+from tasks.registry.service import RegistrationRequest, stage_local_artifact
+from tasks.registry.tasks import register_task
+from tasks.shared.identity import authenticate
 
 
-@flow(
-    name="register-model-version",
-    flow_run_name=run_name("register-{model}-{version}"),
-    log_prints=False,
-    validate_parameters=True,
-)
-@expected_outcomes
+@control_flow(name="register-model-version", flow_run_name=run_name("register-{model}-{version}"))
 def register_model_version(
     organization: Annotated[str, Field(description="Organization slug")],
     project: Annotated[str, Field(description="Project slug")],

@@ -5,20 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from prefect import flow
 from prefect.runtime import flow_run
 from pydantic import Field
 
 from core.errors import InvalidInput
-from flows.runtime import call, expected_outcomes, logger, publish_markdown, publish_table
-from tasks.retention import (
-    OrgReport,
+from flows.runtime import call, control_flow, logger, publish_markdown, publish_table
+from tasks.retention.maintenance import run_lock
+from tasks.retention.rules import OrgReport, table_rows
+from tasks.retention.tasks import (
     authenticate_retention_run,
     authorize_retention_run,
     enforce_organization,
     list_retention_plans,
-    run_lock,
-    table_rows,
 )
 
 MAX_BATCH = 100_000
@@ -31,8 +29,7 @@ def _run_name() -> str:
     return f"retention-{scope}-{mode}-{datetime.now(UTC):%Y%m%d-%H%M}"
 
 
-@flow(name="enforce-retention", flow_run_name=_run_name, log_prints=False)
-@expected_outcomes
+@control_flow(name="enforce-retention", flow_run_name=_run_name)
 def enforce_retention(
     organization: Annotated[str | None, Field(description="Only this organization (slug); default: all")] = None,
     dry_run: Annotated[bool, Field(description="Report what would go, per organization and category")] = False,
@@ -64,9 +61,7 @@ def enforce_retention(
     Returns:
         {"dry_run", "organizations": [per-organization report], "failed": count of organizations with a failure}
     """
-    log = logger()
-    if batch_size < 1 or batch_size > MAX_BATCH:
-        raise InvalidInput(f"batch_size must be between 1 and {MAX_BATCH}, got {batch_size}")
+    log = logger()  # batch_size's bounds are its Field's, checked before the run starts (flows.runtime)
     if as_of is not None and as_of.tzinfo is None:
         raise InvalidInput("as_of must carry a timezone (e.g. 2026-01-01T03:00:00+00:00)")
     now = as_of or datetime.now(UTC)

@@ -3,16 +3,18 @@ self-reverting changes of a deployment that keep the registry true."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from prefect import flow
 from pydantic import Field
 
-from flows.runtime import call, expected_outcomes, logger, publish_markdown, run_name
-from tasks.identity import authenticate
-from tasks.rollout import (
-    Change,
-    ChangeRequest,
+from core.errors import RolloutFailed
+from flows.runtime import call, control_flow, log_unexpected, logger, publish_markdown, run_name
+from services.access import Principal
+from tasks.rollout.plan import Change, ChangeRequest
+from tasks.rollout.report import change_markdown
+from tasks.rollout.rules import Overrides, StepResult
+from tasks.rollout.tasks import (
     begin_task,
     complete_task,
     plan_rollback_task,
@@ -23,8 +25,7 @@ from tasks.rollout import (
     step_task,
     stop_serving_task,
 )
-from tasks.rollout_report import change_markdown
-from tasks.rollout_rules import Overrides, RolloutFailed, StepResult
+from tasks.shared.identity import authenticate
 
 Org = Annotated[str, Field(description="Organization slug, e.g. acme")]
 Project = Annotated[str | None, Field(description="Project slug, e.g. fraud-detection")]
@@ -34,13 +35,7 @@ Actor = Annotated[str | None, Field(description="E-mail of the acting user when 
 Reason = Annotated[str | None, Field(description="Why")]
 
 
-@flow(
-    name="rollout-deployment",
-    flow_run_name=run_name("rollout-{deployment}-{environment}-{version}"),
-    log_prints=False,
-    validate_parameters=True,
-)
-@expected_outcomes
+@control_flow(name="rollout-deployment", flow_run_name=run_name("rollout-{deployment}-{environment}-{version}"))
 def rollout_deployment(
     organization: Org,
     project: Project = None,
@@ -93,6 +88,7 @@ def rollout_deployment(
             try:
                 result = call(step_task, change, index, percent)
             except Exception as exc:  # a lost lease or the database: still revert and record
+                log_unexpected(f"{change.label}: step {index + 1}", exc)
                 result = StepResult(percent=percent, ok=False, detail=f"{type(exc).__name__}: {exc}", seconds=0.0)
             results.append(result)
             logger().info(
@@ -117,13 +113,7 @@ def rollout_deployment(
     raise RolloutFailed(_failure_line(change, summary), summary)
 
 
-@flow(
-    name="rollback-deployment",
-    flow_run_name=run_name("rollback-{deployment}-{environment}-{to_version}"),
-    log_prints=False,
-    validate_parameters=True,
-)
-@expected_outcomes
+@control_flow(name="rollback-deployment", flow_run_name=run_name("rollback-{deployment}-{environment}-{to_version}"))
 def rollback_deployment(
     organization: Org,
     project: Project = None,
@@ -147,28 +137,15 @@ def rollback_deployment(
         reason=reason,
     )
     change: Change = call(plan_rollback_task, principal, request)
-    if change.noop:
-        return _nothing(change)
-    change = call(begin_task, principal, change)
-    results: list[StepResult] = []
-    if change.config is not None:
-        results.append(call(step_task, change, 0, 100))
-    if all(r.ok for r in results):
-        summary = call(complete_task, principal, change, results)
-        _publish(change, summary)
-        return summary
-    error = f"rollback to {change.target.model_version} failed: {results[-1].detail}"
-    summary = call(record_failure_task, principal, change, results, error, None)
-    raise RolloutFailed(f"{change.label}: {error}", summary)
+    return _one_step_change(
+        principal,
+        change,
+        lambda c: call(step_task, c, 0, 100),
+        failure=f"rollback to {change.target.model_version} failed",
+    )
 
 
-@flow(
-    name="terminate-deployment",
-    flow_run_name=run_name("terminate-{deployment}-{environment}"),
-    log_prints=False,
-    validate_parameters=True,
-)
-@expected_outcomes
+@control_flow(name="terminate-deployment", flow_run_name=run_name("terminate-{deployment}-{environment}"))
 def terminate_deployment(
     organization: Org,
     project: Project = None,
@@ -189,18 +166,28 @@ def terminate_deployment(
         reason=reason,
     )
     change: Change = call(plan_terminate_task, principal, request)
+    return _one_step_change(principal, change, _stop_serving, failure="terminate failed")
+
+
+def _stop_serving(change: Change) -> StepResult:
+    verdict = call(stop_serving_task, change)
+    return StepResult(percent=0, ok=verdict.ok, detail=verdict.detail, seconds=0.0)
+
+
+def _one_step_change(
+    principal: Principal, change: Change, step: Callable[[Change], StepResult], *, failure: str
+) -> dict[str, Any]:
+    """The runbook of a rollback and a termination: take the deployment, one step on its platform (none for a
+    registry-only deployment), then record it completed, or failed with `failure` and the step's detail."""
     if change.noop:
         return _nothing(change)
     change = call(begin_task, principal, change)
-    results: list[StepResult] = []
-    if change.config is not None:
-        verdict = call(stop_serving_task, change)
-        results.append(StepResult(percent=0, ok=verdict.ok, detail=verdict.detail, seconds=0.0))
+    results = [step(change)] if change.config is not None else []
     if all(r.ok for r in results):
         summary = call(complete_task, principal, change, results)
         _publish(change, summary)
         return summary
-    error = f"terminate failed: {results[-1].detail}"
+    error = f"{failure}: {results[-1].detail}"
     summary = call(record_failure_task, principal, change, results, error, None)
     raise RolloutFailed(f"{change.label}: {error}", summary)
 

@@ -1,1 +1,1 @@
-"""Platform services every flow shares: settings, errors, access, audit, outbox, storage, secrets."""
+"""The `mlops` command (`mlops.cli`): the face of the control plane, one module per command group."""

@@ -1,1 +1,1 @@
-"""Services that own transactions: access, audit, outbox, API keys, secrets, members, channels, storage, senders."""
+"""What every domain shares: access, audit, outbox, API keys, secrets, members, senders, serving, storage, netguard."""

@@ -1,4 +1,5 @@
-"""The audit trail: `record_audit` writes an `audit_logs` row in the caller's transaction."""
+"""The audit trail: `record_audit` writes an `audit_logs` row in the caller's transaction; `record_change` writes
+it together with the change's outbox event."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from db.queries.audit import insert_audit_log
 from db.session import session_scope
 from services.access import Action, Principal, require
 from services.client_context import client_context, current_client
+from services.outbox import Severity, TriggerType, emit_event
 
-__all__ = ["authorize", "client_context", "record_audit", "record_refusal"]
+__all__ = ["authorize", "client_context", "record_audit", "record_change", "record_refusal"]
 
 
 def record_audit(
@@ -47,6 +49,46 @@ def record_audit(
         ip_address=client.ip_address,
         user_agent=client.user_agent,
     )
+
+
+def record_change(
+    session: Session,
+    *,
+    principal: Principal,
+    action: str,
+    resource_type: str,
+    resource_id: uuid.UUID | None,
+    details: dict[str, Any],
+    trigger_type: TriggerType,
+    event_type: str,
+    payload: dict[str, Any] | None = None,
+    severity: Severity = Severity.INFO,
+    project_id: uuid.UUID | None = None,
+    deployment_id: uuid.UUID | None = None,
+    dedup_key: str | None = None,
+) -> uuid.UUID:
+    """A change made for `principal`: its audit row and its outbox event (`payload`, default `details`), both in
+    the caller's transaction, so both exist if and only if the change commits. Returns the audit row's id."""
+    audit_id = record_audit(
+        session,
+        principal=principal,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        details=details,
+    )
+    emit_event(
+        session,
+        organization_id=principal.organization_id,
+        trigger_type=trigger_type,
+        event_type=event_type,
+        payload=details if payload is None else payload,
+        severity=severity,
+        project_id=project_id,
+        deployment_id=deployment_id,
+        dedup_key=dedup_key,
+    )
+    return audit_id
 
 
 def record_refusal(

@@ -33,6 +33,9 @@ OUTCOMES: dict[str, type[MlopsError]] = {
     "TransientError": InfrastructureError,
     "InfrastructureError": InfrastructureError,
 }
+# Prefect's engine frames a run refused before it started (its parameters failed `validate_parameters`): the
+# outcome follows as `Type: text` like any other.
+REFUSED_BEFORE_START = "Validation of flow parameters failed with error: "
 POLL_SECONDS = 1.0
 LOG_BATCH_SECONDS = 2.5  # Prefect ships run logs to the API in batches every 2 s
 
@@ -41,7 +44,7 @@ def outcome_error(state_type: str, message: str | None) -> MlopsError | None:
     """The error a finished flow run stands for (None: it completed). Pure, for tests."""
     if state_type == "COMPLETED":
         return None
-    text = (message or "").strip()
+    text = (message or "").strip().removeprefix(REFUSED_BEFORE_START)
     name, sep, rest = text.partition(": ")
     if state_type == "FAILED" and sep and name in OUTCOMES:
         return OUTCOMES[name](rest)

@@ -29,6 +29,7 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.s3",
     "tests.fixtures.prefect",
+    "tests.fixtures.orchestration",
     "tests.fixtures.peers",
     "tests.fixtures.hostile",
     "tests.fixtures.cli",

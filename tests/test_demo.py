@@ -12,7 +12,7 @@ import pytest
 from demo.run import LOGGED_HOURS_AHEAD, run_demo
 from flows.drift_detection import detect_drift
 from flows.runtime import run_flow
-from tasks.drift_detection import drift_window
+from tasks.drift.rules import drift_window
 from tests.factories import Db
 
 # what a rerun must leave exactly as it was (its own runs are audited: checked below)

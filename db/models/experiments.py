@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import Double, ForeignKey, Index, Integer, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.vocabulary import RunStatus, values
 from db.base import SEARCH_VECTOR, Base, check_in, created_at, deleted_at, jsonb_object, updated_at, uuid_pk
 
-RUN_STATUSES = ("running", "completed", "failed", "cancelled")
+RUN_STATUSES = values(RunStatus)
 
 
 class Experiment(Base):

@@ -21,11 +21,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.vocabulary import ALERT_SEVERITIES, AlertStatus, AlertType, values
 from db.base import Base, check_in, created_at, jsonb_object, updated_at, uuid_pk
 
-ALERT_TYPES = ("performance_degradation", "data_drift", "high_latency", "error_rate", "custom")
-SEVERITIES = ("low", "medium", "high", "critical")
-ALERT_STATUSES = ("open", "acknowledged", "resolved")
+ALERT_TYPES = values(AlertType)
+SEVERITIES = tuple(s.value for s in ALERT_SEVERITIES)
+ALERT_STATUSES = values(AlertStatus)
 
 
 class ModelMonitoring(Base):

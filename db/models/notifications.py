@@ -10,10 +10,11 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstr
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.vocabulary import ChannelType, DeliveryStatus, Severity, TriggerType, values
 from db.base import Base, check_in, created_at, deleted_at, jsonb_object, updated_at, uuid_pk
 
-CHANNEL_TYPES = ("email", "slack", "teams", "webhook")
-TRIGGER_TYPES = ("alert", "deployment", "model_update", "experiment_complete")
+CHANNEL_TYPES = values(ChannelType)
+TRIGGER_TYPES = values(TriggerType)
 
 
 class NotificationChannel(Base):
@@ -52,7 +53,7 @@ class NotificationRule(Base):
     updated_at: Mapped[datetime | None] = updated_at()
 
 
-EVENT_SEVERITIES = ("info", "low", "medium", "high", "critical")
+EVENT_SEVERITIES = values(Severity)
 
 
 class NotificationEvent(Base):
@@ -85,7 +86,7 @@ class NotificationEvent(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column()
 
 
-DELIVERY_STATUSES = ("pending", "sending", "delivered", "failed", "dead")
+DELIVERY_STATUSES = values(DeliveryStatus)
 
 
 class NotificationDelivery(Base):

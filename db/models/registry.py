@@ -21,9 +21,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.vocabulary import Stage, values
 from db.base import SEARCH_VECTOR, Base, check_in, created_at, deleted_at, jsonb_object, updated_at, uuid_pk
 
-MODEL_STAGES = ("development", "staging", "production", "archived")
+MODEL_STAGES = values(Stage)
 
 
 class Model(Base):

@@ -10,12 +10,13 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, Unique
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.vocabulary import DeploymentStatus, Environment, HistoryAction, HistoryStatus, values
 from db.base import Base, check_in, created_at, deleted_at, jsonb_object, updated_at, uuid_pk
 
-ENVIRONMENTS = ("development", "staging", "production")
-DEPLOYMENT_STATUSES = ("pending", "deploying", "active", "inactive", "failed", "terminating")
-HISTORY_ACTIONS = ("deploy", "update", "rollback", "terminate")
-HISTORY_STATUSES = ("pending", "in_progress", "completed", "failed")
+ENVIRONMENTS = values(Environment)
+DEPLOYMENT_STATUSES = values(DeploymentStatus)
+HISTORY_ACTIONS = values(HistoryAction)
+HISTORY_STATUSES = values(HistoryStatus)
 
 
 class Deployment(Base):

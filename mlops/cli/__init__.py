@@ -75,9 +75,9 @@ app.command("ui")(ui.ui)
 def main() -> None:
     """Entry point: run the app, mapping every error to one line on stderr and an exit code.
 
-    Bad input and refusals come as `MlopsError`s (exit 2/3/1); a PostgreSQL data exception (SQLSTATE class
-    22: a value the schema cannot hold) is bad input too (exit 2); anything else is one line and exit 1, with
-    the traceback only under `--debug` (anywhere on the command line).
+    Bad input and refusals come as `MlopsError`s (exit 2/3/1, 4 for infrastructure); database errors arrive
+    already translated (`db.errors`, where sessions end: the same error a deployment run reports); anything else
+    is a bug: one line and exit 1, with the traceback only under `--debug` (anywhere on the command line).
     """
     from services.client_context import client_context
 
@@ -100,15 +100,6 @@ def main() -> None:
     except MlopsError as exc:
         _fail(str(exc), exc.exit_code, debug=debug)
     except Exception as exc:  # a bug or an environment we did not foresee: still one line, no traceback
-        # only a command that used the database can raise its errors: SQLAlchemy is imported where used
-        sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
-        if sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.SQLAlchemyError):
-            orig = getattr(exc, "orig", None)
-            detail = (str(orig or exc).splitlines() or [type(exc).__name__])[0]
-            sqlstate = getattr(orig, "sqlstate", None)
-            data_error = bool(sqlstate and sqlstate.startswith("22"))  # 22xxx: the data itself is wrong
-            unreachable = isinstance(exc, sqlalchemy_exc.OperationalError)  # down or unreachable, like Prefect
-            _fail(f"database: {detail}", 4 if unreachable else 2 if data_error else 1, debug=debug)
         detail = (str(exc).splitlines() or [""])[0]
         _fail(f"{type(exc).__name__}: {detail} (rerun with --debug for the traceback)", 1, debug=debug)
     sys.exit(code if isinstance(code, int) else 0)

@@ -41,7 +41,7 @@ def channels_add(
     teams:   webhook_url* (secret), timeout_seconds
     email:   smtp_host*, smtp_port*, from_addr*, to_addrs*, username, password (secret), starttls, timeout_seconds
     """
-    from services.channels import add_channel
+    from tasks.notifications.channels import add_channel
 
     settings = read_json(config, "--config")
     view = add_channel(principal_for(organization, as_email), name=name, channel_type=channel_type, settings=settings)
@@ -51,7 +51,7 @@ def channels_add(
 @channels_app.command("list")
 def channels_list(organization: OrgOption = None, as_email: AsOption = None, as_json: JsonOption = False) -> None:
     """List channels with their secrets redacted."""
-    from services.channels import list_channels
+    from tasks.notifications.channels import list_channels
 
     views = list_channels(principal_for(organization, as_email))
     if as_json:
@@ -68,7 +68,7 @@ def channels_test(
     as_email: AsOption = None,
 ) -> None:
     """Send a test message through a channel now: prints "delivered", or fails with "failed: <status class>"."""
-    from services.channels import test_channel
+    from tasks.notifications.channels import test_channel
 
     view = test_channel(principal_for(organization, as_email), name=name)
     typer.echo(f"{view.type} channel '{view.name}': delivered")
@@ -80,7 +80,7 @@ def _change(state: str, done: str):
         organization: OrgOption = None,
         as_email: AsOption = None,
     ) -> None:
-        from services.channels import set_channel_state
+        from tasks.notifications.channels import set_channel_state
 
         view, changed = set_channel_state(principal_for(organization, as_email), name=name, state=state)
         typer.echo(f"{view.type} channel '{view.name}': {done}" if changed else f"channel '{name}' is already {done}")
@@ -113,7 +113,7 @@ def secrets_init() -> None:
 def secrets_rotate() -> None:
     """Add a new key first in the key file under MLOPS_HOME and re-encrypt every channel secret under it, all or
     nothing."""
-    from services.channels import rotate_key
+    from tasks.notifications.channels import rotate_key
 
     count = rotate_key()
     typer.echo(f"re-encrypted {count} channel secret(s) under the new key; old keys still decrypt")
@@ -122,6 +122,6 @@ def secrets_rotate() -> None:
 @secrets_app.command("reencrypt")
 def secrets_reencrypt() -> None:
     """Re-encrypt every channel secret under the first key of MLOPS_SECRET_KEY (after you rotated it)."""
-    from services.channels import reencrypt_all
+    from tasks.notifications.channels import reencrypt_all
 
     typer.echo(f"re-encrypted {reencrypt_all()} channel secret(s) under the newest key")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ import typer.core
 
 from core.errors import InvalidInput
 from core.validation import check_json_value
+from core.vocabulary import Environment, one_of
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -57,21 +59,40 @@ def has_identity(as_email: str | None) -> bool:
     return bool(as_email or api_key_from_env())
 
 
-ENVIRONMENTS = ("development", "staging", "production")
-
-
 def parse_deployment_ref(ref: str, environment: str) -> tuple[str, str, str]:
     """(organization, project, deployment) of `ORG/PROJECT/DEPLOYMENT`, with `--env` checked."""
     parts = ref.split("/")
-    if len(parts) != 3 or not all(parts):
-        raise InvalidInput(f"'{ref}' is not ORG/PROJECT/DEPLOYMENT")
-    if environment not in ENVIRONMENTS:
-        raise InvalidInput(f"--env must be one of {', '.join(ENVIRONMENTS)}, got '{environment}'")
+    if len(parts) != 3 or not all(p.strip() for p in parts):
+        raise InvalidInput(f"'{ref}' is not ORG/PROJECT/DEPLOYMENT (e.g. acme/fraud-detection/fraud-api-prod)")
+    one_of(Environment, environment, "--env")
     return parts[0], parts[1], parts[2]
 
 
 def echo_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def print_rows(
+    rows: list[dict[str, Any]],
+    as_json: bool,
+    line: Callable[[dict[str, Any]], str],
+    *,
+    header: str | None = None,
+    empty: str | None = None,
+) -> None:
+    """A listing command's output: the rows as JSON with --json; otherwise `empty` when there are none, else
+    `header` and one `line` per row."""
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        if empty is not None:
+            typer.echo(empty)
+        return
+    if header is not None:
+        typer.echo(header)
+    for row in rows:
+        typer.echo(line(row))
 
 
 def parse_pairs(items: list[str], option: str, kind: type) -> dict[str, Any]:

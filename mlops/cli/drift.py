@@ -20,6 +20,7 @@ from mlops.cli.common import (
     parse_deployment_ref,
     parse_pairs,
     principal_for,
+    print_rows,
     read_json,
 )
 
@@ -103,8 +104,8 @@ def drift_compare(
 ) -> None:
     """Compare two datasets column by column (Evidently's default tests) without touching the database.
     Exit 0 without dataset drift, 1 with it."""
-    from tasks.datasets import read_uri
-    from tasks.drift import dataset_drift
+    from tasks.drift.datasets import read_uri
+    from tasks.drift.verdicts import dataset_drift
 
     types = read_json(column_types, "--column-types") if column_types else None
     methods = parse_pairs(method or [], "--method", str)
@@ -132,7 +133,7 @@ def drift_compare(
         drift_threshold=drift_threshold,
     )
     if html_path is not None:
-        from tasks.drift_report import render_drift_html
+        from tasks.drift.report import render_drift_html
 
         page = render_drift_html(
             result, reference_frame, current_frame, title="Data drift", subtitle=f"{reference} vs {current}"
@@ -168,17 +169,19 @@ def drift_reports(
     rows = read_drift_reports(
         principal_for(org, as_email), project=project, deployment=deployment, environment=environment, limit=limit
     )
-    if as_json:
-        echo_json(rows)
-        return
-    if not rows:
-        typer.echo(f"no drift report for {deployment_ref} ({environment}) yet")
-        return
-    typer.echo(f"{'window (UTC)':<33} {'drift':<6} {'share':>6} {'drifted':>8} {'failed':>6}  report")
-    for r in rows:
+
+    def line(r: dict) -> str:
         window = f"{r['period_start']:%Y-%m-%d %H:%M} - {r['period_end']:%Y-%m-%d %H:%M}"
         drifted = f"{r['drifted'] or 0}/{r['analysed'] or 0}"
-        typer.echo(
+        return (
             f"{window:<33} {'yes' if r['is_drift_detected'] else 'no':<6} {r['drift_score']:>6.2f} "
             f"{drifted:>8} {r['failed'] or 0:>6}  {r['report_uri'] or ''}"
         )
+
+    print_rows(
+        rows,
+        as_json,
+        line,
+        header=f"{'window (UTC)':<33} {'drift':<6} {'share':>6} {'drifted':>8} {'failed':>6}  report",
+        empty=f"no drift report for {deployment_ref} ({environment}) yet",
+    )

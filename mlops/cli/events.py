@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mlops.cli.common import AsOption, JsonOption, OrgOption, echo_json, principal_for
+from mlops.cli.common import AsOption, JsonOption, OrgOption, principal_for, print_rows
 
 
 def events(
@@ -21,19 +21,21 @@ def events(
     from services.listings import read_events
 
     rows = read_events(principal_for(organization, as_email), pending=pending, limit=limit)
-    if as_json:
-        echo_json(rows)
-        return
-    if not rows:
-        typer.echo("no pending events" if pending else "no events")
-        return
-    typer.echo(f"{'created (UTC)':<17} {'trigger':<20} {'event':<28} {'severity':<8} {'where':<32} dispatched")
-    for r in rows:
+
+    def line(r: dict) -> str:
         where = "/".join(x for x in (r["project"], r["deployment"]) if x) + (
             f" ({r['environment']})" if r["environment"] else ""
         )
         dispatched = f"{r['dispatched_at']:%Y-%m-%d %H:%M}" if r["dispatched_at"] else "pending"
-        typer.echo(
+        return (
             f"{r['created_at']:%Y-%m-%d %H:%M} {r['trigger_type']:<20} {r['event_type']:<28} "
             f"{r['severity']:<8} {where:<32} {dispatched}"
         )
+
+    print_rows(
+        rows,
+        as_json,
+        line,
+        header=f"{'created (UTC)':<17} {'trigger':<20} {'event':<28} {'severity':<8} {'where':<32} dispatched",
+        empty="no pending events" if pending else "no events",
+    )

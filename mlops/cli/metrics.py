@@ -29,9 +29,9 @@ def aggregate(
     """Roll new monitoring points up into hourly and daily rollups (flow aggregate-metrics), raise or resolve
     metric alerts and summarise finished experiment runs. Runs as the scheduler does; exit 1 when an
     organization failed."""
+    from core.errors import AggregationFailed
     from flows.metric_aggregation import aggregate_metrics
     from flows.runtime import run_flow
-    from tasks.metrics import AggregationFailed
 
     start = parse_datetime(since, "--since") if since else None
     try:
@@ -75,7 +75,7 @@ def metrics(
     as_json: JsonOption = False,
 ) -> None:
     """A deployment's metric rollups (raw points where no rollup exists yet, marked `raw`)."""
-    from tasks.metrics import read_metrics
+    from tasks.metrics.service import read_metrics
 
     org, project, deployment = parse_deployment_ref(deployment_ref, environment)
     if granularity not in ("hour", "day"):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from core.errors import InvalidInput
-from mlops.cli.common import AsOption, JsonOption, OrgOption, command_app, echo_json, principal_for
+from mlops.cli.common import AsOption, JsonOption, OrgOption, command_app, echo_json, principal_for, print_rows
 
 rules_app = command_app(help="Notification rules: which events go to which channel.", no_args_is_help=True)
 deliveries_app = command_app(help="The per-channel delivery log.", invoke_without_command=True)
@@ -21,9 +21,9 @@ LimitOption = Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At
 def dispatch(organization: OrgOption = None, as_json: JsonOption = False) -> None:
     """Deliver pending notifications now (flow dispatch-notifications), as the every-minute schedule does; exit 1
     when an organization failed."""
+    from core.errors import DispatchFailed
     from flows.notification_dispatch import dispatch_notifications
     from flows.runtime import run_flow
-    from tasks.notification_dispatch import DispatchFailed
 
     try:
         summary = run_flow(dispatch_notifications, organization=organization)
@@ -66,7 +66,7 @@ def rules_add(
     as_email: AsOption = None,
 ) -> None:
     """Add a rule: organization-wide, for a project, or for one deployment, with optional conditions."""
-    from tasks.notification_admin import add_rule
+    from tasks.notifications.admin import add_rule
 
     parsed = None
     if conditions is not None:
@@ -101,18 +101,18 @@ def rules_add(
 @rules_app.command("list")
 def rules_list(organization: OrgOption = None, as_email: AsOption = None, as_json: JsonOption = False) -> None:
     """List the organization's rules."""
-    from tasks.notification_admin import list_rules
+    from tasks.notifications.admin import list_rules
 
     rows = list_rules(principal_for(organization, as_email))
-    if as_json:
-        echo_json(rows)
-        return
-    for r in rows:
+
+    def line(r: dict) -> str:
         scope = f"{r['project']}/{r['deployment']} ({r['environment']})" if r["deployment"] else r["project"] or "*"
-        typer.echo(
+        return (
             f"{r['id']}  {r['trigger_type']:<19} {scope:<40} -> {r['channel']}  "
             f"{'active' if r['active'] else 'inactive'}  {json.dumps(r['conditions'] or {})}"
         )
+
+    print_rows(rows, as_json, line)
 
 
 @deliveries_app.callback()
@@ -127,20 +127,18 @@ def deliveries(
     """The delivery log, newest first (`mlops deliveries retry ID` re-queues a dead one)."""
     if ctx.invoked_subcommand is not None:
         return
-    from tasks.notification_admin import list_deliveries
+    from tasks.notifications.admin import list_deliveries
 
     rows = list_deliveries(principal_for(organization, as_email), status=status, limit=limit)
-    if as_json:
-        echo_json(rows)
-        return
-    for r in rows:
+
+    def line(r: dict) -> str:
         code = r["response_code"] if r["response_code"] is not None else "-"
-        typer.echo(
+        return (
             f"{r['id']}  {r['status']:<9} {r['attempts']:>2} tries  {code!s:>3}  {r['channel']:<16} "
             f"{r['event_type']:<28} {r['last_error'] or ''}"
         )
-    if not rows:
-        typer.echo("no deliveries" + (f" with status {status}" if status else ""))
+
+    print_rows(rows, as_json, line, empty="no deliveries" + (f" with status {status}" if status else ""))
 
 
 @deliveries_app.command("retry")
@@ -150,7 +148,7 @@ def deliveries_retry(
     as_email: AsOption = None,
 ) -> None:
     """Re-queue a dead or failed delivery now, with a fresh set of attempts (audited)."""
-    from tasks.notification_admin import retry_delivery
+    from tasks.notifications.admin import retry_delivery
 
     previous = retry_delivery(principal_for(organization, as_email), delivery_id)
     typer.echo(f"delivery {delivery_id}: {previous} -> pending; the next dispatch sends it")
@@ -168,21 +166,19 @@ def alerts(
     """The organization's alerts, newest first."""
     if ctx.invoked_subcommand is not None:
         return
-    from tasks.notification_admin import list_alerts
+    from tasks.notifications.admin import list_alerts
 
     rows = list_alerts(principal_for(organization, as_email), status=status, limit=limit)
-    if as_json:
-        echo_json(rows)
-        return
-    for r in rows:
+
+    def line(r: dict) -> str:
         where = f"{r['deployment']} ({r['environment']})" if r["deployment"] else "organization"
-        typer.echo(f"{r['id']}  {r['status']:<12} {r['severity']:<8} {r['alert_type']:<24} {where:<32} {r['title']}")
-    if not rows:
-        typer.echo("no alerts" + (f" with status {status}" if status else ""))
+        return f"{r['id']}  {r['status']:<12} {r['severity']:<8} {r['alert_type']:<24} {where:<32} {r['title']}"
+
+    print_rows(rows, as_json, line, empty="no alerts" + (f" with status {status}" if status else ""))
 
 
 def _change(alert_id: str, to_status: str, organization: str | None, as_email: str | None) -> None:
-    from tasks.notification_admin import change_alert
+    from tasks.notifications.admin import change_alert
 
     outcome = change_alert(principal_for(organization, as_email), alert_id, to_status)
     typer.echo(f"alert {alert_id}: {to_status}" if outcome == "changed" else f"alert {alert_id}: already {to_status}")

@@ -13,6 +13,7 @@ from mlops.cli.common import (
     echo_json,
     parse_datetime,
     principal_for,
+    print_rows,
     read_json,
     read_text,
 )
@@ -37,7 +38,7 @@ def register(
     """Register a trained version in development (runs flow register-model-version)."""
     from flows.registration import register_model_version, upload_local_artifact
     from flows.runtime import run_flow
-    from tasks.registry import parse_model_ref
+    from tasks.registry.rules import parse_model_ref
 
     org, project, model = parse_model_ref(model_ref)
     # lengths of the columns these land in (models.name 255, model_versions.version 50, the model's kind 100):
@@ -99,7 +100,7 @@ def promote(
     """Promote a version through its gates (runs flow promote-model). Exit 1 when a gate rejects it, also with
     --dry-run (exit 0: the gates would pass)."""
     from core.errors import GateRejected
-    from tasks.registry import parse_model_ref, validate_stage
+    from tasks.registry.rules import parse_model_ref, validate_stage
 
     org, project, model = parse_model_ref(model_ref)
     validate_stage(to_stage)
@@ -190,7 +191,7 @@ def history(
 ) -> None:
     """Stage transitions of a model, or which version held production at a point in time."""
     from services.history import model_history, production_at
-    from tasks.registry import parse_model_ref
+    from tasks.registry.rules import parse_model_ref
 
     org, project, model = parse_model_ref(model_ref)
     principal = principal_for(org, as_email)
@@ -204,16 +205,16 @@ def history(
             typer.echo(f"no version of {model} was in production at {at}")
         return
     rows = model_history(principal, project=project, model=model)
-    if as_json:
-        echo_json(rows)
-        return
-    for r in rows:
+
+    def line(r: dict) -> str:
         actor = r["actor"] or ("API key" if r["api_key_id"] else "system")
         forced = " [forced]" if r["forced"] else ""
-        typer.echo(
+        return (
             f"{r['created_at']:%Y-%m-%d %H:%M:%S%z}  {r['version']:<10} {r['from_stage'] or '-':>11} → "
             f"{r['to_stage']:<11} {actor}{forced}  {r['reason'] or ''}"
         )
+
+    print_rows(rows, as_json, line)
 
 
 def print_gates(gates: list[dict[str, Any]]) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from core.errors import InvalidInput, MlopsError
-from mlops.cli.common import AsOption, JsonOption, OrgOption, command_app, echo_json, has_identity
+from mlops.cli.common import AsOption, JsonOption, OrgOption, command_app, echo_json, has_identity, print_rows
 
 app = command_app(
     help="Retention: archive and delete what the policy lets go; restore archived audit logs.",
@@ -48,7 +48,7 @@ def retention(
 
 
 def _print_summary(summary: dict) -> None:
-    from tasks.retention import CategoryReport, OrgReport, table_rows
+    from tasks.retention.rules import CategoryReport, OrgReport, table_rows
 
     reports = [
         OrgReport(**{**r, "categories": [CategoryReport(**c) for c in r["categories"]]})
@@ -86,7 +86,7 @@ def restore(
     as_json: JsonOption = False,
 ) -> None:
     """Load an archived month back into the database, byte for byte; rerunning it inserts nothing twice."""
-    from tasks.retention_run import restore_audit_month
+    from tasks.retention.service import restore_audit_month
 
     if category != "audit_logs":
         raise InvalidInput(f"only audit_logs archives can be restored, not '{category}'")
@@ -113,22 +113,22 @@ def restore(
 @app.command("archives")
 def archives(organization: OrgOption = None, as_json: JsonOption = False) -> None:
     """List the archived months (from the archive ledger), per organization."""
-    from tasks.retention_run import list_archive_records
+    from tasks.retention.service import list_archive_records
 
-    records = list_archive_records(organization)
-    if as_json:
-        echo_json(records)
-        return
-    if not records:
-        typer.echo("no archives yet")
-        return
-    typer.echo(f"{'organization':<14} {'month':<8} {'rows':>8} {'checksum':<12}  {'held until':<10}  object key")
-    for r in records:
+    def line(r: dict) -> str:
         held = r["held_until"].strftime("%Y-%m-%d") if r["held_until"] else ""
-        typer.echo(
+        return (
             f"{r['organization']:<14} {r['period']:<8} {r['row_count']:>8} {r['checksum'][:12]:<12}  "
             f"{held:<10}  {r['object_key']}"
         )
+
+    print_rows(
+        list_archive_records(organization),
+        as_json,
+        line,
+        header=f"{'organization':<14} {'month':<8} {'rows':>8} {'checksum':<12}  {'held until':<10}  object key",
+        empty="no archives yet",
+    )
 
 
 def _principal(organization: str, as_email: str | None):
@@ -136,16 +136,8 @@ def _principal(organization: str, as_email: str | None):
     if not has_identity(as_email):
         return None
     from mlops.cli.common import principal_for
-    from services.access import Action
-    from services.audit import authorize
+    from tasks.retention.service import authorize_run
 
     principal = principal_for(organization, as_email)
-    authorize(
-        principal,
-        Action.RETENTION_RUN,
-        what=f"retention of {organization}",
-        audit_action="retention.restore",
-        resource_type="organization",
-        resource_id=principal.organization_id,
-    )
+    authorize_run(principal, organization, audit_action="retention.restore")
     return principal

@@ -6,10 +6,16 @@ from typing import Annotated, Any
 
 import typer
 
-from core.errors import InvalidInput
-from mlops.cli.common import AsOption, JsonOption, OrgOption, command_app, echo_json, principal_for
-
-ENVIRONMENTS = ("development", "staging", "production")
+from mlops.cli.common import (
+    AsOption,
+    JsonOption,
+    OrgOption,
+    command_app,
+    echo_json,
+    parse_deployment_ref,
+    principal_for,
+    print_rows,
+)
 
 Ref = Annotated[str, typer.Argument(metavar="ORG/PROJECT/DEPLOYMENT", help="The deployment.")]
 EnvOption = Annotated[str, typer.Option("--env", help="development, staging or production.")]
@@ -19,16 +25,6 @@ deployments_app = command_app(
     invoke_without_command=True,
     no_args_is_help=False,
 )
-
-
-def parse_ref(ref: str, environment: str) -> tuple[str, str, str]:
-    """`ORG/PROJECT/DEPLOYMENT` and --env, validated."""
-    parts = ref.split("/")
-    if len(parts) != 3 or not all(p.strip() for p in parts):
-        raise InvalidInput(f"'{ref}' is not ORG/PROJECT/DEPLOYMENT (e.g. acme/fraud-detection/fraud-api-prod)")
-    if environment not in ENVIRONMENTS:
-        raise InvalidInput(f"--env must be one of {', '.join(ENVIRONMENTS)}, got '{environment}'")
-    return parts[0], parts[1], parts[2]
 
 
 def rollout(
@@ -48,31 +44,24 @@ def rollout(
     """Roll a version out in traffic steps (flow rollout-deployment); a failed step rolls back by itself.
     Exit 1 when it failed (and was reverted) or another rollout of the deployment is running."""
     from flows.rollout import rollout_deployment
-    from flows.runtime import run_flow
-    from tasks.rollout_rules import Overrides, RolloutFailed, parse_steps, validate_overrides
+    from tasks.rollout.rules import Overrides, parse_steps, validate_overrides
 
-    org, project, name = parse_ref(deployment_ref, environment)
+    ref = parse_deployment_ref(deployment_ref, environment)
     parsed_steps = list(parse_steps(steps)) if steps is not None else None
     validate_overrides(Overrides(bake_seconds=bake, health_timeout_seconds=health_timeout))
-    try:
-        summary = run_flow(
-            rollout_deployment,
-            organization=org,
-            project=project,
-            deployment=name,
-            environment=environment,
-            version=version,
-            steps=parsed_steps,
-            bake_seconds=bake,
-            health_timeout_seconds=health_timeout,
-            force=force,
-            reason=reason,
-            actor=as_email,
-        )
-    except RolloutFailed as failed:
-        _print(failed.summary, as_json)
-        raise
-    _print(summary, as_json)
+    _run_change(
+        rollout_deployment,
+        ref,
+        environment,
+        as_json,
+        version=version,
+        steps=parsed_steps,
+        bake_seconds=bake,
+        health_timeout_seconds=health_timeout,
+        force=force,
+        reason=reason,
+        actor=as_email,
+    )
 
 
 def rollback(
@@ -88,25 +77,9 @@ def rollback(
     """Give the deployment's traffic back to the previous completed version (flow rollback-deployment); in
     production the registry follows. Repeating it changes nothing."""
     from flows.rollout import rollback_deployment
-    from flows.runtime import run_flow
-    from tasks.rollout_rules import RolloutFailed
 
-    org, project, name = parse_ref(deployment_ref, environment)
-    try:
-        summary = run_flow(
-            rollback_deployment,
-            organization=org,
-            project=project,
-            deployment=name,
-            environment=environment,
-            to_version=to_version,
-            reason=reason,
-            actor=as_email,
-        )
-    except RolloutFailed as failed:
-        _print(failed.summary, as_json)
-        raise
-    _print(summary, as_json)
+    ref = parse_deployment_ref(deployment_ref, environment)
+    _run_change(rollback_deployment, ref, environment, as_json, to_version=to_version, reason=reason, actor=as_email)
 
 
 def terminate(
@@ -119,19 +92,21 @@ def terminate(
     """Stop serving (flow terminate-deployment): the platform gets no traffic, the deployment becomes inactive.
     Repeating it changes nothing."""
     from flows.rollout import terminate_deployment
-    from flows.runtime import run_flow
-    from tasks.rollout_rules import RolloutFailed
 
-    org, project, name = parse_ref(deployment_ref, environment)
+    ref = parse_deployment_ref(deployment_ref, environment)
+    _run_change(terminate_deployment, ref, environment, as_json, reason=reason, actor=as_email)
+
+
+def _run_change(flow_obj: Any, ref: tuple[str, str, str], environment: str, as_json: bool, **params: Any) -> None:
+    """Run a flow that changes the deployment `ref` and print its summary, also when it failed (then re-raise:
+    the exit code is the failure's)."""
+    from core.errors import RolloutFailed
+    from flows.runtime import run_flow
+
+    org, project, name = ref
     try:
         summary = run_flow(
-            terminate_deployment,
-            organization=org,
-            project=project,
-            deployment=name,
-            environment=environment,
-            reason=reason,
-            actor=as_email,
+            flow_obj, organization=org, project=project, deployment=name, environment=environment, **params
         )
     except RolloutFailed as failed:
         _print(failed.summary, as_json)
@@ -177,23 +152,23 @@ def deployments(
     """Every deployment of the organization: status, version, traffic and last action."""
     if ctx.invoked_subcommand is not None:
         return
-    from tasks.rollout import list_deployments
+    from tasks.rollout.service import list_deployments
 
-    rows = list_deployments(principal_for(organization, as_email))
-    if as_json:
-        echo_json(rows)
-        return
-    if not rows:
-        typer.echo("no deployments")
-        return
-    typer.echo(f"{'deployment':<40} {'env':<11} {'status':<11} {'version':<9} {'traffic':<24} last action")
-    for r in rows:
+    def line(r: dict) -> str:
         traffic = " + ".join(f"{t['model_version']} {t['percent']}%" for t in r["traffic"]) or "-"
         last = f"{r['last_action']} {r['last_status']} {r['last_at']:%Y-%m-%d %H:%M}" if r["last_action"] else "-"
-        typer.echo(
+        return (
             f"{r['project'] + '/' + r['name']:<40} {r['environment']:<11} {r['status'] or '-':<11} "
             f"{r['version']:<9} {traffic:<24} {last}"
         )
+
+    print_rows(
+        list_deployments(principal_for(organization, as_email)),
+        as_json,
+        line,
+        header=f"{'deployment':<40} {'env':<11} {'status':<11} {'version':<9} {'traffic':<24} last action",
+        empty="no deployments",
+    )
 
 
 @deployments_app.command("history")
@@ -204,18 +179,18 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """One deployment's history, newest first: action, version, status, who, when, error."""
-    from tasks.rollout import ChangeRequest, deployment_history
+    from tasks.rollout.plan import ChangeRequest
+    from tasks.rollout.service import deployment_history
 
-    org, project, name = parse_ref(deployment_ref, environment)
+    org, project, name = parse_deployment_ref(deployment_ref, environment)
     request = ChangeRequest(organization=org, project=project, deployment=name, environment=environment)
-    rows = deployment_history(principal_for(org, as_email), request)
-    if as_json:
-        echo_json(rows)
-        return
-    for r in rows:
+
+    def line(r: dict) -> str:
         ended = f"{r['completed_at']:%H:%M:%S}" if r["completed_at"] else "-"
         error = f"  {r['error_message']}" if r["error_message"] else ""
-        typer.echo(
+        return (
             f"{r['started_at']:%Y-%m-%d %H:%M:%S} {ended:>8}  {r['action']:<9} {r['version']:<9} "
             f"{r['status']:<11} {r['performed_by'] or '-'}{error}"
         )
+
+    print_rows(deployment_history(principal_for(org, as_email), request), as_json, line)

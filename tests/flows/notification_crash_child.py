@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from flows.notification_dispatch import dispatch_notifications
-from tasks.notification_dispatch import DispatchSettings
+from tasks.notifications.service import DispatchSettings
 
 if __name__ == "__main__":
     settings = DispatchSettings(claim_seconds=1.0, group_wait_seconds=0, base_seconds=0.05)

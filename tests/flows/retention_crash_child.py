@@ -20,7 +20,7 @@ def main(stage: str, as_of: str) -> None:
     from db.queries import retention as q
     from flows.retention import enforce_retention
     from services.storage import LocalArtifactStore, S3ArtifactStore
-    from tasks import retention_audit
+    from tasks.retention import archives as retention_audit
 
     if stage == "mid_archive":  # while rows stream from the database into the Parquet file
         real_typed_batch = retention_audit.typed_batch

@@ -15,7 +15,7 @@ from core.errors import InvalidInput, NotFound, PartialFailure, PermissionDenied
 from flows.drift_detection import detect_drift
 from flows.runtime import run_flow
 from services.storage import open_store
-from tasks.drift_detection import alert_severity, drift_config, drift_window, explicit_window
+from tasks.drift.rules import alert_severity, drift_config, drift_window, explicit_window
 from tests.factories import Db
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -225,7 +225,8 @@ class TestFaults:
 
     def test_unreachable_store_is_retried_then_fails_that_deployment_only(self, setup, monkeypatch):
         db, store, alpha, _ = setup
-        import tasks.drift_detection as module
+        import tasks.drift.service as module
+        import tasks.drift.tasks as drift_tasks
         from core.errors import TransientError
 
         config = db.one("SELECT deployment_config FROM deployments WHERE id = :d", d=alpha["deployment_production"])
@@ -241,7 +242,7 @@ class TestFaults:
             return real_read(uri, columns)
 
         monkeypatch.setattr(module, "read_uri", flaky)
-        monkeypatch.setattr(module.detect_deployment_drift, "retry_delay_seconds", [0])
+        monkeypatch.setattr(drift_tasks.detect_deployment_drift, "retry_delay_seconds", [0])
         summary = run_failing()
         assert len(attempts) == 4  # the first try and three retries
         outcomes = {o["deployment"].split("/")[-1]: o for o in summary["outcomes"]}
@@ -377,7 +378,7 @@ class TestTenantSuppliedUris:
 
     def test_tasks_get_the_drift_keys_only_never_the_whole_deployment_config(self, setup):
         db, _, alpha, _ = setup
-        from tasks.drift_detection import list_targets
+        from tasks.drift.tasks import list_targets
 
         db.run(
             "UPDATE deployments SET deployment_config = deployment_config || "

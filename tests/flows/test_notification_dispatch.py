@@ -16,9 +16,9 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from flows.notification_dispatch import dispatch_notifications
-from services.channels import seal
 from services.secrets import secret_box
-from tasks.notification_dispatch import DispatchSettings
+from tasks.notifications.channels import seal
+from tasks.notifications.service import DispatchSettings
 from tests.factories import Db
 from tests.flows.notification_peers import SECRET, start_receiver
 

@@ -13,7 +13,7 @@ from flows.promotion import promote_model
 from services import apikeys
 from services.auth import resolve_principal
 from services.history import production_at
-from tasks.promotion import PromotionRequest, promote
+from tasks.promotion.service import PromotionRequest, promote
 from tests.factories import Db
 
 

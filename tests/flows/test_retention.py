@@ -14,8 +14,8 @@ import pytest
 from core.errors import Conflict, InvalidInput, PermissionDenied
 from flows.retention import enforce_retention
 from services.storage import open_store
-from tasks.retention import run_lock
-from tasks.retention_audit import restore_month
+from tasks.retention.archives import restore_month
+from tasks.retention.maintenance import run_lock
 from tests.factories import Db
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)

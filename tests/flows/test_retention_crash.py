@@ -17,7 +17,7 @@ import pytest
 
 from flows.retention import enforce_retention
 from services.storage import open_store
-from tasks.retention_audit import restore_month
+from tasks.retention.archives import restore_month
 from tests.factories import Db
 from tests.flows.test_retention import NOW, audit_rows, seed_audit
 

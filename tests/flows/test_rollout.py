@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RolloutFailed
 from demo.serving_stub import ServingStub
 from flows.rollout import rollback_deployment, rollout_deployment, terminate_deployment
-from tasks.rollout_rules import RolloutFailed
 from tests.flows.rollout_world import RolloutDb
 
 PROD = dict(organization="alpha", project="fraud", deployment="fraud-api-production", environment="production")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, pool, text
 
-from services import channels, netguard
+from services import netguard
 from services.auth import resolve_principal
+from tasks.notifications import channels
 
 
 class TestIsPublic:

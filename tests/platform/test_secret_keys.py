@@ -6,9 +6,9 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, pool, text
 
-from services import channels
 from services.auth import resolve_principal
 from services.secrets import MissingSecretKey, SecretError, ensure_key_file, secret_box
+from tasks.notifications import channels
 from tests.fixtures.cli import mlops, one_line_error
 
 

@@ -11,10 +11,10 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, pool, text
 
 from core.errors import Conflict, InvalidInput, PermissionDenied, TransientError
-from services import channels
 from services.auth import resolve_principal
 from services.secrets import SecretBox, SecretError, ensure_key_file, parse_keys, secret_box
 from services.senders import DeliveryRefused, send_message
+from tasks.notifications import channels
 from tests.factories import Db
 
 SECRET_TOKEN = "xoxb-super-secret-token-4242"

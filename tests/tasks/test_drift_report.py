@@ -1,4 +1,4 @@
-"""tasks.drift_report: the self-contained HTML drift page."""
+"""tasks.drift.report: the self-contained HTML drift page."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.drift import dataset_drift
-from tasks.drift_report import NUM_BINS, TOP_CATEGORIES, chart_data, render_drift_html, svg_chart
+from tasks.drift.report import NUM_BINS, TOP_CATEGORIES, chart_data, render_drift_html, svg_chart
+from tasks.drift.verdicts import dataset_drift
 
 VOID_ELEMENTS = {"meta", "link", "br", "hr", "img", "input", "col", "area", "base", "source", "wbr"}
 SVG_SELF_CLOSING = {"rect", "line", "path", "circle"}

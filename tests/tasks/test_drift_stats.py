@@ -1,4 +1,4 @@
-"""tasks.drift and tasks.drift_stats: per-column verdicts identical to Evidently 0.7.23's DataDriftPreset, and the
+"""tasks.drift.verdicts and tasks.drift.arrays: per-column verdicts identical to Evidently 0.7.23's DataDriftPreset, and the
 pure helpers."""
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import pytest
 from scipy import stats
 
 from core.errors import InvalidInput
-from tasks.drift import ColumnDrift, column_drift, dataset_drift, infer_column_types, summarize
-from tasks.drift_stats import (
+from tasks.drift.arrays import (
     EVIDENTLY_DISPLAY_NAMES,
     METHODS,
     STAT_TESTS,
@@ -32,6 +31,7 @@ from tasks.drift_stats import (
     sturges_bin_edges,
     z_test_p_value,
 )
+from tasks.drift.verdicts import ColumnDrift, column_drift, dataset_drift, infer_column_types, summarize
 
 os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently has telemetry; set before it is imported
 from evidently import DataDefinition, Dataset, Report

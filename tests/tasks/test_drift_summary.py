@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tasks.drift import dataset_drift
+from tasks.drift.verdicts import dataset_drift
 
 
 def frames() -> tuple[pd.DataFrame, pd.DataFrame]:

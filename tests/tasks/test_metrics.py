@@ -11,7 +11,7 @@ import pytest
 
 from core.errors import InvalidInput
 from db.queries.metrics import BucketKey, RollupRow
-from tasks.metrics import DEFAULT_ALERT_RULES, alert_policy, backfill_windows, day_keys, judge
+from tasks.metrics.rules import DEFAULT_ALERT_RULES, alert_policy, backfill_windows, day_keys, judge
 
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 

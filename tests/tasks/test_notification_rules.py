@@ -11,7 +11,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from core.errors import InvalidInput
-from tasks.notification_messages import (
+from tasks.notifications.messages import (
     EventView,
     Message,
     email_message,
@@ -22,7 +22,7 @@ from tasks.notification_messages import (
     webhook_body,
     webhook_headers,
 )
-from tasks.notification_rules import (
+from tasks.notifications.rules import (
     DEAD_LETTER_EVENT,
     AlertState,
     Attempt,

@@ -5,20 +5,17 @@ from __future__ import annotations
 import pytest
 
 from core.errors import InvalidInput
-from tasks.artifact_keys import artifact_key
-from tasks.promotion_report import promotion_markdown
-from tasks.registry import (
+from tasks.promotion.report import promotion_markdown
+from tasks.promotion.rules import (
     Champion,
     GateInputs,
     PromotionPolicy,
-    classify_transition,
     evaluate_gates,
     gates_for,
     greater_is_better,
-    parse_model_ref,
     promotion_policy,
-    validate_version,
 )
+from tasks.registry.rules import artifact_key, classify_transition, parse_model_ref, validate_version
 
 
 class TestValidateVersion:

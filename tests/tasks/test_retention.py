@@ -10,7 +10,8 @@ import pyarrow as pa
 import pytest
 
 from core.errors import InvalidInput
-from tasks.retention import (
+from tasks.retention.archives import ids_checksum, ids_literal, uuid_arrow_to_text, uuid_bytes, uuid_text_to_arrow
+from tasks.retention.rules import (
     DEFAULT_POLICY,
     CategoryReport,
     OrgReport,
@@ -21,7 +22,6 @@ from tasks.retention import (
     parse_policy,
     table_rows,
 )
-from tasks.retention_audit import ids_checksum, ids_literal, uuid_arrow_to_text, uuid_bytes, uuid_text_to_arrow
 
 
 class TestParsePolicy:

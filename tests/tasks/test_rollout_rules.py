@@ -6,7 +6,7 @@ import pytest
 
 from core.errors import InvalidInput
 from services.serving import DeploymentSpec, ServingStatus
-from tasks.rollout_rules import (
+from tasks.rollout.rules import (
     Overrides,
     VersionRef,
     backoff,
